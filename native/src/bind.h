@@ -1,0 +1,48 @@
+// N-API glue helpers. The glue only converts arguments (typed array -> pointer + element
+// count, number -> int/float) and returns the kernel's status as a number; it neither
+// checks shapes (TypeScript does) nor computes anything (the kernels do).
+#pragma once
+#include <napi.h>
+#include <cstdint>
+#include "ftune.h"
+
+template <typename T>
+struct View {
+  T* p;
+  size_t n;  // elements
+};
+
+// Typed-array argument i as a View of the given element type; a wrong argument type is a
+// TypeError (a bug in the TypeScript wrapper, never user input).
+template <typename T, napi_typedarray_type Kind>
+inline View<T> typed_arg(const Napi::CallbackInfo& info, size_t i) {
+  Napi::Value v = info[i];
+  if (!v.IsTypedArray()) throw Napi::TypeError::New(info.Env(), "argument " + std::to_string(i) + " must be a typed array");
+  Napi::TypedArray ta = v.As<Napi::TypedArray>();
+  if (ta.TypedArrayType() != Kind) throw Napi::TypeError::New(info.Env(), "argument " + std::to_string(i) + " has the wrong typed array type");
+  uint8_t* base = static_cast<uint8_t*>(ta.ArrayBuffer().Data());
+  return View<T>{reinterpret_cast<T*>(base + ta.ByteOffset()), ta.ElementLength()};
+}
+
+inline View<float> f32_arg(const Napi::CallbackInfo& info, size_t i) { return typed_arg<float, napi_float32_array>(info, i); }
+inline View<uint16_t> u16_arg(const Napi::CallbackInfo& info, size_t i) { return typed_arg<uint16_t, napi_uint16_array>(info, i); }
+inline View<int32_t> i32_arg(const Napi::CallbackInfo& info, size_t i) { return typed_arg<int32_t, napi_int32_array>(info, i); }
+inline View<uint8_t> u8_arg(const Napi::CallbackInfo& info, size_t i) { return typed_arg<uint8_t, napi_uint8_array>(info, i); }
+
+inline int64_t int_arg(const Napi::CallbackInfo& info, size_t i) {
+  Napi::Value v = info[i];
+  if (!v.IsNumber()) throw Napi::TypeError::New(info.Env(), "argument " + std::to_string(i) + " must be a number");
+  return v.As<Napi::Number>().Int64Value();
+}
+inline double num_arg(const Napi::CallbackInfo& info, size_t i) {
+  Napi::Value v = info[i];
+  if (!v.IsNumber()) throw Napi::TypeError::New(info.Env(), "argument " + std::to_string(i) + " must be a number");
+  return v.As<Napi::Number>().DoubleValue();
+}
+
+inline Napi::Value status_value(const Napi::CallbackInfo& info, ft_status s) { return Napi::Number::New(info.Env(), s); }
+
+// One registration function per kernel family (explicit registry, called from addon.cc).
+void register_core(Napi::Env env, Napi::Object exports);
+void register_gemm(Napi::Env env, Napi::Object exports);
+void register_ops(Napi::Env env, Napi::Object exports);

@@ -1,0 +1,120 @@
+// Core exports: CPU features, ISA and thread selection, and 64-byte aligned native
+// memory handed to JavaScript as external ArrayBuffers that can be freed on demand
+// (deterministic release: big buffers never wait for the garbage collector).
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <unordered_map>
+#include "bind.h"
+
+namespace {
+
+struct Block {
+  void* p;
+  size_t bytes;
+  bool freed;
+};
+
+// Live blocks by data pointer, so release() can find the block of an ArrayBuffer.
+std::mutex g_mu;
+std::unordered_map<void*, Block*> g_blocks;
+std::atomic<int64_t> g_live{0};
+std::atomic<int64_t> g_peak{0};
+
+void note_alloc(int64_t bytes) {
+  int64_t now = g_live.fetch_add(bytes) + bytes;
+  int64_t peak = g_peak.load();
+  while (now > peak && !g_peak.compare_exchange_weak(peak, now)) {
+  }
+}
+
+void free_block(Block* b) {
+  if (!b->freed) {
+    std::free(b->p);
+    g_live.fetch_sub((int64_t)b->bytes);
+    b->freed = true;
+  }
+}
+
+// Finalizer run by V8 when the ArrayBuffer is collected: frees memory not released yet.
+void finalize(Napi::Env, void*, Block* b) {
+  {
+    std::lock_guard<std::mutex> lock(g_mu);
+    auto it = g_blocks.find(b->p);
+    if (it != g_blocks.end() && it->second == b) g_blocks.erase(it);
+  }
+  free_block(b);
+  delete b;
+}
+
+// alloc(bytes) -> ArrayBuffer (zero-filled, 64-byte aligned) | null when out of memory.
+Napi::Value Alloc(const Napi::CallbackInfo& info) {
+  int64_t bytes = int_arg(info, 0);
+  if (bytes < 0) throw Napi::RangeError::New(info.Env(), "alloc: negative size");
+  size_t rounded = ((size_t)bytes + 63) & ~(size_t)63;
+  if (rounded == 0) rounded = 64;
+  void* p = std::aligned_alloc(64, rounded);
+  if (!p) return info.Env().Null();
+  std::memset(p, 0, rounded);
+  Block* b = new Block{p, rounded, false};
+  {
+    std::lock_guard<std::mutex> lock(g_mu);
+    g_blocks[p] = b;
+  }
+  note_alloc((int64_t)rounded);
+  return Napi::ArrayBuffer::New(info.Env(), p, (size_t)bytes, finalize, b);
+}
+
+// release(buffer): frees the memory now and detaches the buffer (later access sees 0 bytes).
+Napi::Value Release(const Napi::CallbackInfo& info) {
+  Napi::ArrayBuffer ab = info[0].As<Napi::ArrayBuffer>();
+  void* data = ab.Data();
+  if (data == nullptr) return info.Env().Undefined();  // already released
+  Block* b = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(g_mu);
+    auto it = g_blocks.find(data);
+    if (it == g_blocks.end()) return info.Env().Undefined();  // not ours: leave it to the GC
+    b = it->second;
+    g_blocks.erase(it);
+  }
+  ab.Detach();
+  free_block(b);  // the finalizer still owns (and later deletes) the Block record
+  return info.Env().Undefined();
+}
+
+Napi::Value CpuFeatures(const Napi::CallbackInfo& info) {
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("avx2", ft_cpu_has_avx2());
+  o.Set("avx512", ft_cpu_has_avx512());
+  o.Set("avx512bf16", ft_cpu_has_avx512bf16());
+  return o;
+}
+
+Napi::Value ActiveIsa(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), ft_active_isa()); }
+Napi::Value SetIsa(const Napi::CallbackInfo& info) { return status_value(info, ft_set_isa((ft_isa)int_arg(info, 0))); }
+Napi::Value Threads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), ft_threads()); }
+Napi::Value SetThreads(const Napi::CallbackInfo& info) {
+  ft_set_threads((int)int_arg(info, 0));
+  return info.Env().Undefined();
+}
+Napi::Value NativeBytes(const Napi::CallbackInfo& info) {
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("live", (double)g_live.load());
+  o.Set("peak", (double)g_peak.load());
+  return o;
+}
+
+}  // namespace
+
+void register_core(Napi::Env env, Napi::Object exports) {
+  exports.Set("alloc", Napi::Function::New(env, Alloc));
+  exports.Set("release", Napi::Function::New(env, Release));
+  exports.Set("cpuFeatures", Napi::Function::New(env, CpuFeatures));
+  exports.Set("activeIsa", Napi::Function::New(env, ActiveIsa));
+  exports.Set("setIsa", Napi::Function::New(env, SetIsa));
+  exports.Set("threads", Napi::Function::New(env, Threads));
+  exports.Set("setThreads", Napi::Function::New(env, SetThreads));
+  exports.Set("nativeBytes", Napi::Function::New(env, NativeBytes));
+}

@@ -1,0 +1,93 @@
+// Tensor: a shape, a dtype and native-backed storage released deterministically.
+//
+// Storage comes from the native allocator (64-byte aligned, outside the JS heap), so a
+// multi-GB model never waits for the garbage collector. Two lifetimes (STYLE.md rule 8):
+// persistent tensors (weights, grads, optimizer state) live until their owner drops them;
+// activations are created inside a `scope()` and released when it ends.
+import { ShapeError } from '../errors.js';
+import { native } from '../backend/native/addon.js';
+import { BYTES_PER_ELEMENT, viewOf, type ArrayOf, type DType } from './dtype.js';
+import { noteAlloc, noteFree, type MemoryCategory } from './memory.js';
+import { track } from './scope.js';
+
+export type Shape = readonly number[];
+
+export function numel(shape: Shape): number {
+  let n = 1;
+  for (const d of shape) {
+    if (!Number.isInteger(d) || d < 0) throw new ShapeError(`invalid dimension ${d} in shape [${shape.join(', ')}]`);
+    n *= d;
+  }
+  return n;
+}
+
+export class Tensor<D extends DType = DType> {
+  readonly shape: Shape;
+  readonly dtype: D;
+  readonly category: MemoryCategory;
+  readonly size: number;
+  #data: ArrayOf[D] | undefined;
+  #buffer: ArrayBuffer | undefined;
+
+  private constructor(shape: Shape, dtype: D, category: MemoryCategory, data: ArrayOf[D], buffer: ArrayBuffer | undefined) {
+    this.shape = shape;
+    this.dtype = dtype;
+    this.category = category;
+    this.size = data.length;
+    this.#data = data;
+    this.#buffer = buffer;
+  }
+
+  /** A zero-filled tensor in native memory. Activations join the current scope. */
+  static zeros<D extends DType>(shape: Shape, dtype: D, category: MemoryCategory = 'activations'): Tensor<D> {
+    const n = numel(shape);
+    const bytes = n * BYTES_PER_ELEMENT[dtype];
+    const buffer = native().alloc(bytes);
+    if (buffer === null) {
+      throw new ShapeError(`out of memory allocating ${bytes} bytes for a ${dtype} tensor [${shape.join(', ')}]`,
+        'use a smaller batch or sequence length, bf16 or 4-bit weights, or a machine with more memory');
+    }
+    noteAlloc(category, bytes);
+    const t = new Tensor(shape.slice(), dtype, category, viewOf(dtype, buffer, n), buffer);
+    if (category === 'activations') track(t);
+    return t;
+  }
+
+  /** A tensor holding a copy of `values`. */
+  static from<D extends DType>(shape: Shape, dtype: D, values: ArrayLike<number>, category: MemoryCategory = 'activations'): Tensor<D> {
+    const t = Tensor.zeros(shape, dtype, category);
+    if (values.length !== t.size) throw new ShapeError(`${values.length} values do not fill shape [${shape.join(', ')}] (${t.size} elements)`);
+    t.data.set(values);
+    return t;
+  }
+
+  get data(): ArrayOf[D] {
+    if (this.#data === undefined) throw new ShapeError('tensor used after release', 'this is a bug in ftune: a tensor outlived its scope');
+    return this.#data;
+  }
+
+  get released(): boolean {
+    return this.#data === undefined;
+  }
+
+  get bytes(): number {
+    return this.size * BYTES_PER_ELEMENT[this.dtype];
+  }
+
+  /** A tensor of the same storage seen with another shape (same element count). */
+  reshape(shape: Shape): Tensor<D> {
+    if (numel(shape) !== this.size) throw new ShapeError(`cannot reshape [${this.shape.join(', ')}] to [${shape.join(', ')}]`);
+    return new Tensor(shape.slice(), this.dtype, this.category, this.data, undefined);
+  }
+
+  /** Frees the storage now. Views made by reshape() share it and must not outlive it. */
+  release(): void {
+    if (this.#data === undefined) return;
+    if (this.#buffer !== undefined) {
+      noteFree(this.category, this.bytes);
+      native().release(this.#buffer);
+    }
+    this.#data = undefined;
+    this.#buffer = undefined;
+  }
+}
