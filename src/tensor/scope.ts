@@ -13,6 +13,11 @@ export function track(t: Releasable): void {
   stack[stack.length - 1]?.add(t);
 }
 
+/** Removes `t` from every open scope (it becomes persistent). */
+export function untrack(t: Releasable): void {
+  for (const s of stack) s.delete(t);
+}
+
 /** Moves `t` out of the innermost scope to the enclosing one (or out of all scopes). */
 export function keep<T extends Releasable>(t: T): T {
   const top = stack[stack.length - 1];

@@ -8,7 +8,7 @@ import { ShapeError } from '../errors.js';
 import { native } from '../backend/native/addon.js';
 import { BYTES_PER_ELEMENT, viewOf, type ArrayOf, type DType } from './dtype.js';
 import { noteAlloc, noteFree, type MemoryCategory } from './memory.js';
-import { track } from './scope.js';
+import { track, untrack } from './scope.js';
 
 export type Shape = readonly number[];
 
@@ -24,7 +24,7 @@ export function numel(shape: Shape): number {
 export class Tensor<D extends DType = DType> {
   readonly shape: Shape;
   readonly dtype: D;
-  readonly category: MemoryCategory;
+  #category: MemoryCategory;
   readonly size: number;
   #data: ArrayOf[D] | undefined;
   #buffer: ArrayBuffer | undefined;
@@ -32,7 +32,7 @@ export class Tensor<D extends DType = DType> {
   private constructor(shape: Shape, dtype: D, category: MemoryCategory, data: ArrayOf[D], buffer: ArrayBuffer | undefined) {
     this.shape = shape;
     this.dtype = dtype;
-    this.category = category;
+    this.#category = category;
     this.size = data.length;
     this.#data = data;
     this.#buffer = buffer;
@@ -66,6 +66,24 @@ export class Tensor<D extends DType = DType> {
     return this.#data;
   }
 
+  get category(): MemoryCategory {
+    return this.#category;
+  }
+
+  /**
+   * Makes an activation persistent: moves its bytes to `category` in the accounting and
+   * takes it out of its scope (used for weights produced by ops, e.g. dtype casts at load).
+   */
+  persist(category: Exclude<MemoryCategory, 'activations'>): this {
+    if (this.#buffer !== undefined) {
+      noteFree(this.#category, this.bytes);
+      noteAlloc(category, this.bytes);
+    }
+    untrack(this);
+    this.#category = category;
+    return this;
+  }
+
   get released(): boolean {
     return this.#data === undefined;
   }
@@ -77,14 +95,14 @@ export class Tensor<D extends DType = DType> {
   /** A tensor of the same storage seen with another shape (same element count). */
   reshape(shape: Shape): Tensor<D> {
     if (numel(shape) !== this.size) throw new ShapeError(`cannot reshape [${this.shape.join(', ')}] to [${shape.join(', ')}]`);
-    return new Tensor(shape.slice(), this.dtype, this.category, this.data, undefined);
+    return new Tensor(shape.slice(), this.dtype, this.#category, this.data, undefined);
   }
 
   /** Frees the storage now. Views made by reshape() share it and must not outlive it. */
   release(): void {
     if (this.#data === undefined) return;
     if (this.#buffer !== undefined) {
-      noteFree(this.category, this.bytes);
+      noteFree(this.#category, this.bytes);
       native().release(this.#buffer);
     }
     this.#data = undefined;

@@ -1,0 +1,70 @@
+// The shape of a CLI subcommand: typed flags with help text next to each, parsed with
+// node:util parseArgs; `ftune <cmd> --help` is generated from the same table.
+import { parseArgs } from 'node:util';
+import { ConfigError } from '../errors.js';
+
+export interface Flag {
+  type: 'string' | 'boolean';
+  help: string;
+  /** Placeholder shown in help, e.g. DIR, N. */
+  arg?: string;
+  default?: string | boolean;
+  short?: string;
+}
+
+export type Flags = Record<string, Flag>;
+export type FlagValues = Record<string, string | boolean | undefined>;
+
+export interface Command {
+  name: string;
+  summary: string;
+  usage: string;
+  flags: Flags;
+  run(values: FlagValues, io: CliIo): Promise<void> | void;
+}
+
+/** Where a command writes: results to stdout, logs and progress to stderr. */
+export interface CliIo {
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+}
+
+export function parseFlags(cmd: Command, argv: string[]): FlagValues {
+  const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = {};
+  for (const [name, f] of Object.entries(cmd.flags)) options[name] = f.short === undefined ? { type: f.type } : { type: f.type, short: f.short };
+  try {
+    const { values, positionals } = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+    if (positionals.length > 0) throw new ConfigError(`ftune ${cmd.name}: unexpected argument ${JSON.stringify(positionals[0])}`, `see ftune ${cmd.name} --help`);
+    const out: FlagValues = {};
+    for (const [name, f] of Object.entries(cmd.flags)) out[name] = (values as FlagValues)[name] ?? f.default;
+    return out;
+  } catch (e) {
+    if (e instanceof ConfigError) throw e;
+    throw new ConfigError(`ftune ${cmd.name}: ${(e as Error).message}`, `see ftune ${cmd.name} --help`);
+  }
+}
+
+export function helpText(cmd: Command): string {
+  const rows = Object.entries(cmd.flags).map(([name, f]) => {
+    const left = `  --${name}${f.arg !== undefined ? ` ${f.arg}` : ''}`;
+    const def = f.default !== undefined && f.default !== false ? ` (default: ${String(f.default)})` : '';
+    return `${left.padEnd(28)} ${f.help}${def}`;
+  });
+  return `ftune ${cmd.name}: ${cmd.summary}\n\nusage: ${cmd.usage}\n\n${rows.join('\n')}\n`;
+}
+
+/** A required string flag. */
+export function required(values: FlagValues, cmd: string, name: string): string {
+  const v = values[name];
+  if (typeof v !== 'string' || v === '') throw new ConfigError(`ftune ${cmd}: --${name} is required`, `see ftune ${cmd} --help`);
+  return v;
+}
+
+/** An optional number flag, checked against a predicate described by `allowed`. */
+export function numberFlag(values: FlagValues, cmd: string, name: string, allowed: string, ok: (n: number) => boolean): number | undefined {
+  const v = values[name];
+  if (v === undefined || typeof v === 'boolean') return undefined;
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n) || !ok(n)) throw new ConfigError(`ftune ${cmd}: --${name} ${v} is not ${allowed}`, `pass --${name} as ${allowed}`);
+  return n;
+}

@@ -1,0 +1,56 @@
+// `ftune convert-llama2c`: a llama2.c checkpoint + tokenizer -> an HF model directory
+// (config.json, generation_config.json, model.safetensors, tokenizer.json,
+// tokenizer_config.json). The directory is built under a temporary name and renamed
+// into place at the end, so a failed conversion leaves nothing under --output.
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { ConfigError } from '../../errors.js';
+import { writeFileAtomic } from '../../io/atomic.js';
+import { convertLlama2c } from '../../io/llama2c.js';
+import { writeSafetensors } from '../../io/safetensors.js';
+import { required, type Command } from '../command.js';
+
+function writeJson(path: string, value: unknown): void {
+  writeFileAtomic(path, (fd) => void writeSync(fd, `${JSON.stringify(value, null, 2)}\n`));
+}
+
+export const convertLlama2cCommand: Command = {
+  name: 'convert-llama2c',
+  summary: 'convert a llama2.c checkpoint and tokenizer to a Hugging Face model directory',
+  usage: 'ftune convert-llama2c --checkpoint X.bin --tokenizer Y.bin --output DIR',
+  flags: {
+    checkpoint: { type: 'string', arg: 'FILE', help: 'llama2.c model file (e.g. stories260K.bin)' },
+    tokenizer: { type: 'string', arg: 'FILE', help: 'llama2.c tokenizer file (e.g. tok512.bin)' },
+    output: { type: 'string', arg: 'DIR', help: 'directory to create (must not exist or be empty)' },
+  },
+  run(values, io) {
+    const cmd = 'convert-llama2c';
+    const checkpoint = required(values, cmd, 'checkpoint');
+    const tokenizer = required(values, cmd, 'tokenizer');
+    const output = required(values, cmd, 'output');
+    if (existsSync(output) && readdirSync(output).length > 0) {
+      throw new ConfigError(`--output ${output} exists and is not empty`, 'choose a new directory; ftune never overwrites an existing model');
+    }
+    const converted = convertLlama2c(checkpoint, tokenizer);
+    const staging = join(dirname(output), `.${basename(output)}.tmp-${process.pid}`);
+    rmSync(staging, { recursive: true, force: true });
+    mkdirSync(staging, { recursive: true });
+    try {
+      writeJson(join(staging, 'config.json'), converted.config);
+      writeJson(join(staging, 'generation_config.json'), converted.generationConfig);
+      writeJson(join(staging, 'tokenizer.json'), converted.tokenizerJson);
+      writeJson(join(staging, 'tokenizer_config.json'), converted.tokenizerConfig);
+      writeSafetensors(
+        join(staging, 'model.safetensors'),
+        converted.tensors.map((t) => ({ name: t.name, dtype: 'F32' as const, shape: t.shape, data: new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength) })),
+        { format: 'pt' },
+      );
+      if (existsSync(output)) rmSync(output, { recursive: true });
+      renameSync(staging, output);
+    } catch (e) {
+      rmSync(staging, { recursive: true, force: true });
+      throw e;
+    }
+    io.stderr(`wrote ${output}: ${converted.tensors.length} tensors\n`);
+  },
+};

@@ -1,0 +1,16 @@
+// ftune's library API: Transformers/PEFT names in camelCase, so Python examples
+// translate line by line.
+export { AutoModelForCausalLM, type FromPretrainedOptions } from './models/auto.js';
+export { AutoTokenizer, Tokenizer } from './tokenizer/tokenizer.js';
+export { LlamaForCausalLM } from './models/llama/model.js';
+export { llamaConfigFromHf, type LlamaConfig } from './models/llama/config.js';
+export type { GenerateOptions } from './generate/generate.js';
+export { TextStreamer } from './generate/text-streamer.js';
+export { SafetensorsFile, writeSafetensors } from './io/safetensors.js';
+export { CheckpointDir } from './io/checkpoint-dir.js';
+export { convertLlama2c } from './io/llama2c.js';
+export { Tensor } from './tensor/tensor.js';
+export { memoryStats, resetPeak, type MemoryStats, type MemoryCategory } from './tensor/memory.js';
+export { nativeBackend, refBackend, type Backend } from './backend/index.js';
+export { activeIsa, setIsa, supportedIsas, type Isa } from './backend/native/addon.js';
+export { FtuneError, FormatError, ShapeError, ConfigError, NativeError, IoError } from './errors.js';

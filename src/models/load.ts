@@ -1,0 +1,66 @@
+// Loading HF checkpoint directories into a model: config.json picks the family from the
+// registry, tensors are read one at a time from safetensors (single or sharded) and
+// converted to the requested dtype, so peak memory stays near the model's own size.
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Backend } from '../backend/backend.js';
+import { FormatError, IoError } from '../errors.js';
+import { CheckpointDir } from '../io/checkpoint-dir.js';
+import type { SafetensorsDType } from '../io/safetensors.js';
+import { Tensor } from '../tensor/tensor.js';
+import type { DType } from '../tensor/dtype.js';
+import type { WeightSource } from './llama/model.js';
+
+/** dtype of matmul weights and embeddings; norms and biases always stay f32. */
+export type WeightDType = 'f32' | 'bf16';
+
+const FILE_DTYPES: Partial<Record<SafetensorsDType, DType>> = { F32: 'f32', BF16: 'bf16', F16: 'f16' };
+
+export function readJson(path: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new IoError(`cannot read ${path}: ${(e as Error).message}`, 'check the path; a model directory holds config.json and model.safetensors');
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new FormatError(`${path}: invalid JSON: ${(e as Error).message}`, 'fix or re-download the file');
+  }
+}
+
+export function readJsonIfExists(path: string): unknown {
+  return existsSync(path) ? readJson(path) : undefined;
+}
+
+/**
+ * A WeightSource reading `dir`'s safetensors. Tensors come back as persistent weights:
+ * linear and embedding matrices in `dtype`, norms and biases in f32.
+ */
+export function checkpointSource(dir: string, backend: Backend, dtype: WeightDType): { source: WeightSource; close: () => void } {
+  const ckpt = CheckpointDir.open(dir);
+  const names = new Set(ckpt.names());
+  const source: WeightSource = (name, shape, role) => {
+    if (!names.has(name)) {
+      throw new FormatError(`${dir}: tensor ${name} is missing from the checkpoint`, 'the weights do not match config.json; check that both come from the same model');
+    }
+    const info = ckpt.info(name);
+    if (info.shape.length !== shape.length || info.shape.some((d, i) => d !== shape[i])) {
+      throw new FormatError(`${join(dir, info.file)}: tensor ${name} has shape [${info.shape.join(', ')}], config.json implies [${shape.join(', ')}]`,
+        'the weights do not match config.json; check that both come from the same model');
+    }
+    const fileDtype = FILE_DTYPES[info.dtype];
+    if (fileDtype === undefined) {
+      throw new FormatError(`${join(dir, info.file)}: tensor ${name} has dtype ${info.dtype}; only F32, BF16 and F16 weights load`, 'convert the checkpoint to a float dtype (or load a 4-bit checkpoint with its quantization config)');
+    }
+    const want: WeightDType = role === 'linear' || role === 'embedding' ? dtype : 'f32';
+    const raw = Tensor.zeros(shape, fileDtype, fileDtype === want ? 'weights' : 'workspace');
+    new Uint8Array(raw.data.buffer, raw.data.byteOffset, raw.bytes).set(ckpt.read(name));
+    if (fileDtype === want) return raw;
+    const out = backend.cast(raw, want).persist('weights');
+    raw.release();
+    return out;
+  };
+  return { source, close: () => ckpt.close() };
+}
