@@ -92,7 +92,7 @@ test('negative or non-integer dimensions', () => {
   rejects(file(`{"w":${entry('U8', [-1], 0, 0)}}`, 0), /tensor "w": shape \[-1\] holds -1, not a non-negative integer/);
   rejects(file('{"w":{"dtype":"U8","shape":[2.5],"data_offsets":[0,2]}}', 2), /tensor "w": shape \[2\.5\] holds 2\.5/);
   // 2.0 is a float literal: serde rejects it for usize even though JSON.parse would give 2.
-  rejects(file('{"w":{"dtype":"U8","shape":[2.0],"data_offsets":[0,2]}}', 2), /tensor "w": shape \[2\] holds 2, not a non-negative integer/);
+  rejects(file('{"w":{"dtype":"U8","shape":[2.0],"data_offsets":[0,2]}}', 2), /tensor "w": shape \[2\.0\] holds 2\.0, not a non-negative integer/);
 });
 
 test('begin > end', () => rejects(file(`{"w":${entry('U8', [0], 8, 4)}}`, 8), /tensor "w": data_offsets begin 8 > end 4/));
