@@ -5,7 +5,7 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { FormatError, IoError, ShapeError } from '../errors.js';
 import { IO_CHUNK_BYTES, writeAllSync, writeFileAtomic } from './atomic.js';
-import { headerLengthOf, parseSafetensorsHeader, planSafetensors, type TensorInfo, type TensorToWrite } from './safetensors-header.js';
+import { headerLengthOf, parseSafetensorsHeader, planSafetensors, type SafetensorsHeader, type TensorInfo, type TensorToWrite } from './safetensors-header.js';
 
 export {
   DTYPE_BITS, MAX_HEADER_SIZE, SAFETENSORS_DTYPES, isSafetensorsDType, parseSafetensorsHeader, tensorByteSize,
@@ -51,7 +51,7 @@ export class SafetensorsFile {
   #fd: number;
   readonly #onRead: OpenOptions['onRead'];
 
-  private constructor(path: string, fd: number, header: ReturnType<typeof parseSafetensorsHeader>, onRead: OpenOptions['onRead']) {
+  private constructor(path: string, fd: number, header: SafetensorsHeader, onRead: OpenOptions['onRead']) {
     this.path = path;
     this.#fd = fd;
     this.metadata = header.metadata;
