@@ -2,7 +2,6 @@
 // registry, tensors are read one at a time from safetensors (single or sharded) and
 // converted to the requested dtype, so peak memory stays near the model's own size.
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type { Backend } from '../backend/backend.js';
 import { FormatError, IoError } from '../errors.js';
 import { CheckpointDir } from '../io/checkpoint-dir.js';
@@ -40,23 +39,22 @@ export function readJsonIfExists(path: string): unknown {
  */
 export function checkpointSource(dir: string, backend: Backend, dtype: WeightDType): { source: WeightSource; close: () => void } {
   const ckpt = CheckpointDir.open(dir);
-  const names = new Set(ckpt.names());
   const source: WeightSource = (name, shape, role) => {
-    if (!names.has(name)) {
+    if (!ckpt.has(name)) {
       throw new FormatError(`${dir}: tensor ${name} is missing from the checkpoint`, 'the weights do not match config.json; check that both come from the same model');
     }
     const info = ckpt.info(name);
     if (info.shape.length !== shape.length || info.shape.some((d, i) => d !== shape[i])) {
-      throw new FormatError(`${join(dir, info.file)}: tensor ${name} has shape [${info.shape.join(', ')}], config.json implies [${shape.join(', ')}]`,
+      throw new FormatError(`${info.file}: tensor ${name} has shape [${info.shape.join(', ')}], config.json implies [${shape.join(', ')}]`,
         'the weights do not match config.json; check that both come from the same model');
     }
     const fileDtype = FILE_DTYPES[info.dtype];
     if (fileDtype === undefined) {
-      throw new FormatError(`${join(dir, info.file)}: tensor ${name} has dtype ${info.dtype}; only F32, BF16 and F16 weights load`, 'convert the checkpoint to a float dtype (or load a 4-bit checkpoint with its quantization config)');
+      throw new FormatError(`${info.file}: tensor ${name} has dtype ${info.dtype}; only F32, BF16 and F16 weights load`, 'convert the checkpoint to a float dtype (or load a 4-bit checkpoint with its quantization config)');
     }
     const want: WeightDType = role === 'linear' || role === 'embedding' ? dtype : 'f32';
     const raw = Tensor.zeros(shape, fileDtype, fileDtype === want ? 'weights' : 'workspace');
-    new Uint8Array(raw.data.buffer, raw.data.byteOffset, raw.bytes).set(ckpt.read(name));
+    ckpt.readInto(name, new Uint8Array(raw.data.buffer, raw.data.byteOffset, raw.bytes));
     if (fileDtype === want) return raw;
     const out = backend.cast(raw, want).persist('weights');
     raw.release();
