@@ -175,15 +175,14 @@ export class Tokenizer {
     return this.#hf.tokenize(text, { add_special_tokens: opts.addSpecialTokens ?? false });
   }
 
+  /**
+   * Text of `ids`. Ids with no token (e.g. the padding rows of an embedding larger than the
+   * vocabulary) are dropped, as HF tokenizers' decode does.
+   */
   decode(ids: readonly number[], opts: DecodeOptions = {}): string {
-    if (ids.length === 0) return '';
-    for (const id of ids) {
-      if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) {
-        throw new FormatError(`decode: token id ${id} is outside the vocabulary [0, ${this.vocabSize})`,
-          'the ids come from a model whose vocabulary does not match this tokenizer');
-      }
-    }
-    return this.#hf.decode([...ids], {
+    const known = ids.filter((id) => Number.isInteger(id) && this.#hf.id_to_token(id) !== undefined);
+    if (known.length === 0) return '';
+    return this.#hf.decode(known, {
       skip_special_tokens: opts.skipSpecialTokens ?? false,
       clean_up_tokenization_spaces: opts.cleanUpTokenizationSpaces ?? this.#cleanUp,
     });
