@@ -50,7 +50,7 @@ test('ftune convert-llama2c: tensors equal the shared HF copy and the goldens re
     const out = join(root, 'stories260K-converted');
     const r = ftune(['convert-llama2c', '--checkpoint', bin, '--tokenizer', tok, '--output', out]);
     assert.equal(r.code, 0, r.stderr);
-    assert.deepEqual(readdirSync(out).sort(), ['config.json', 'generation_config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json']);
+    assert.deepEqual(readdirSync(out).sort(), ['config.json', 'generation_config.json', 'model.safetensors', 'special_tokens_map.json', 'tokenizer.json', 'tokenizer_config.json']);
     const mine = SafetensorsFile.open(join(out, 'model.safetensors'));
     const theirs = SafetensorsFile.open(hf);
     assert.deepEqual([...mine.tensors.keys()].sort(), [...theirs.tensors.keys()].sort());

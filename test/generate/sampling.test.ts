@@ -3,7 +3,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { sampleFrom } from '../../src/generate/sampling.js';
-import { TextStreamer } from '../../src/generate/text-streamer.js';
 import { Rng } from '../../src/util/rng.js';
 
 const PROBS = Float32Array.from([0.05, 0.4, 0.1, 0.3, 0.15]); // sorted ids: 1, 3, 4, 2, 0
@@ -36,24 +35,4 @@ test('without limits draws follow the distribution; the same seed repeats', () =
   const a = new Rng(7);
   const b = new Rng(7);
   for (let i = 0; i < 100; i++) assert.equal(sampleFrom(PROBS, 0, 1, a), sampleFrom(PROBS, 0, 1, b));
-});
-
-test('TextStreamer: streamed pieces concatenate to the full decode, holding back partial characters', () => {
-  // A toy decoder: id 0 = "é" as two byte tokens (1, 2) which decode to U+FFFD until both arrive.
-  const decoder = {
-    decode(ids: number[]): string {
-      let s = '';
-      for (let i = 0; i < ids.length; i++) {
-        if (ids[i] === 1) s += ids[i + 1] === 2 ? (i++, 'é') : '\uFFFD';
-        else s += ` w${ids[i]}`;
-      }
-      return s.replace(/^ /, '');
-    },
-  };
-  const out: string[] = [];
-  const s = new TextStreamer(decoder, [5], (t) => out.push(t));
-  for (const id of [6, 1, 2, 7]) s.put(id);
-  s.end();
-  assert.deepEqual(out, [' w6', 'é', ' w7']);
-  assert.equal(out.join(''), decoder.decode([5, 6, 1, 2, 7]).slice('w5'.length));
 });

@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeSync } fro
 import { basename, dirname, join } from 'node:path';
 import { ConfigError } from '../../errors.js';
 import { writeFileAtomic } from '../../io/atomic.js';
-import { convertLlama2c } from '../../io/llama2c.js';
+import { convertLlama2c } from '../../io/llama2c-convert.js';
 import { writeSafetensors } from '../../io/safetensors.js';
 import { required, type Command } from '../command.js';
 
@@ -40,6 +40,7 @@ export const convertLlama2cCommand: Command = {
       writeJson(join(staging, 'generation_config.json'), converted.generationConfig);
       writeJson(join(staging, 'tokenizer.json'), converted.tokenizerJson);
       writeJson(join(staging, 'tokenizer_config.json'), converted.tokenizerConfig);
+      writeJson(join(staging, 'special_tokens_map.json'), converted.specialTokensMap);
       writeSafetensors(
         join(staging, 'model.safetensors'),
         converted.tensors.map((t) => ({ name: t.name, dtype: 'F32' as const, shape: t.shape, data: new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength) })),

@@ -5,7 +5,6 @@ import { ConfigError } from '../../errors.js';
 import { AutoModelForCausalLM, resolveDType } from '../../models/auto.js';
 import { AutoTokenizer } from '../../tokenizer/tokenizer.js';
 import { numberFlag, required, type Command } from '../command.js';
-import { TextStreamer } from '../../generate/text-streamer.js';
 
 export const generateCommand: Command = {
   name: 'generate',
@@ -53,9 +52,12 @@ export const generateCommand: Command = {
     }
 
     io.stdout(prompt);
-    const streamer = new TextStreamer(tokenizer, inputIds, io.stdout);
+    // The prompt's ids go into the stream first so spacing decodes as in one pass; its
+    // text is already printed verbatim.
+    const stream = tokenizer.decodeStream({ skipSpecialTokens: true });
+    stream.push(...inputIds);
     const t0 = performance.now();
-    const opts = { onToken: (id: number) => streamer.put(id) };
+    const opts = { onToken: (id: number) => io.stdout(stream.push(id)) };
     const out = model.generate(inputIds, {
       ...opts,
       ...(maxNewTokens !== undefined ? { maxNewTokens } : {}),
@@ -64,7 +66,7 @@ export const generateCommand: Command = {
       ...(topP !== undefined ? { topP } : {}),
       ...(seed !== undefined ? { seed } : {}),
     });
-    streamer.end();
+    io.stdout(stream.flush());
     const n = out.length - inputIds.length;
     const secs = (performance.now() - t0) / 1000;
     io.stderr(`\n${n} tokens in ${secs.toFixed(2)} s (${(n / secs).toFixed(1)} tokens/s)\n`);
