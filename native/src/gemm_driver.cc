@@ -17,6 +17,10 @@ namespace {
 
 int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
+// k block of the transposing packers: KB x R packed values (<= 4 KiB) stay in L1 while
+// the R source rows are read 64 bytes at a time.
+constexpr int64_t KB = 16;
+
 // The source of a packed panel: element (r, k) of op(X) sits at base[r*rs + k*ks].
 struct Src {
   gemm_src type;
@@ -32,9 +36,12 @@ void pack_f32(const Src& s, int64_t r0, int64_t nr, int64_t R, int64_t k0, int64
   }
   if (s.type == GEMM_SRC_F32) {
     const float* p = (const float*)s.base + r0 * s.rs + k0 * s.ks;
-    if (s.ks == 1) {
-      for (int64_t r = 0; r < nr; r++)
-        for (int64_t k = 0; k < kc; k++) dst[k * R + r] = p[r * s.rs + k];
+    if (s.ks == 1) {  // transposing: k blocks keep the strided stores inside L1
+      for (int64_t kb = 0; kb < kc; kb += KB) {
+        const int64_t ke = kc - kb < KB ? kc : kb + KB;
+        for (int64_t r = 0; r < nr; r++)
+          for (int64_t k = kb; k < ke; k++) dst[k * R + r] = p[r * s.rs + k];
+      }
     } else {
       for (int64_t k = 0; k < kc; k++)
         for (int64_t r = 0; r < nr; r++) dst[k * R + r] = p[r * s.rs + k * s.ks];
@@ -42,8 +49,11 @@ void pack_f32(const Src& s, int64_t r0, int64_t nr, int64_t R, int64_t k0, int64
   } else {
     const uint16_t* p = (const uint16_t*)s.base + r0 * s.rs + k0 * s.ks;
     if (s.ks == 1) {
-      for (int64_t r = 0; r < nr; r++)
-        for (int64_t k = 0; k < kc; k++) dst[k * R + r] = ft_bf16_to_f32(p[r * s.rs + k]);
+      for (int64_t kb = 0; kb < kc; kb += KB) {
+        const int64_t ke = kc - kb < KB ? kc : kb + KB;
+        for (int64_t r = 0; r < nr; r++)
+          for (int64_t k = kb; k < ke; k++) dst[k * R + r] = ft_bf16_to_f32(p[r * s.rs + k]);
+      }
     } else {
       for (int64_t k = 0; k < kc; k++)
         for (int64_t r = 0; r < nr; r++) dst[k * R + r] = ft_bf16_to_f32(p[r * s.rs + k * s.ks]);
@@ -59,8 +69,11 @@ void pack_bf16_pairs(const Src& s, int64_t r0, int64_t nr, int64_t R, int64_t k0
   if (nr < R || kcp != kc) std::memset(dst, 0, (size_t)(kcp * R) * 2);
   const uint16_t* p = (const uint16_t*)s.base + r0 * s.rs + k0 * s.ks;
   if (s.ks == 1) {
-    for (int64_t r = 0; r < nr; r++)
-      for (int64_t k = 0; k < kc; k++) dst[((k >> 1) * R + r) * 2 + (k & 1)] = p[r * s.rs + k];
+    for (int64_t kb = 0; kb < kc; kb += KB) {
+      const int64_t ke = kc - kb < KB ? kc : kb + KB;
+      for (int64_t r = 0; r < nr; r++)
+        for (int64_t k = kb; k < ke; k++) dst[((k >> 1) * R + r) * 2 + (k & 1)] = p[r * s.rs + k];
+    }
   } else {
     for (int64_t k = 0; k < kc; k++)
       for (int64_t r = 0; r < nr; r++) dst[((k >> 1) * R + r) * 2 + (k & 1)] = p[r * s.rs + k * s.ks];
