@@ -115,12 +115,9 @@ Share share_of(bool split_m, int64_t tiles, int64_t panels, int t, int T) {
 ft_status gemm_blocked(const gemm_kernel& g, gemm_src src, const void* a, const void* b, const float* bias, float* c,
                        int64_t M, int64_t N, int64_t K, bool transA, bool transB, bool accumulate) {
   if (M == 0 || N == 0) return FT_OK;
-  if (bias) {
-    add_bias(bias, c, M, N, accumulate);
-    accumulate = true;
-  }
-  if (K == 0) {
-    if (!accumulate) std::memset(c, 0, (size_t)(M * N) * 4);
+  if (K == 0) {  // c = bias or 0, c += bias or nothing
+    if (bias) add_bias(bias, c, M, N, accumulate);
+    else if (!accumulate) std::memset(c, 0, (size_t)(M * N) * 4);
     return FT_OK;
   }
   const int64_t MR = g.mr, NR = g.nr, es = g.kpair == 2 ? 2 : 4;
@@ -140,6 +137,10 @@ ft_status gemm_blocked(const gemm_kernel& g, gemm_src src, const void* a, const 
     std::free(bpack);
     std::free(apack);
     return FT_ERR_ALLOC;
+  }
+  if (bias) {  // after the allocations, so a failed call leaves c untouched
+    add_bias(bias, c, M, N, accumulate);
+    accumulate = true;
   }
   const Src sa = transA ? Src{src, a, 1, M} : Src{src, a, K, 1};
   const Src sb = transB ? Src{src, b, K, 1} : Src{src, b, 1, N};

@@ -4,6 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Tensor } from '../../src/tensor/tensor.js';
+import type { DType } from '../../src/tensor/dtype.js';
 import { scope } from '../../src/tensor/scope.js';
 import { NativeError, ShapeError } from '../../src/errors.js';
 import { activeIsa, check, native, setIsa, supportedIsas, type Isa } from '../../src/backend/native/addon.js';
@@ -44,9 +45,9 @@ function randomTensor(rng: Rng, shape: number[], dtype: Dtype): Tensor {
 }
 
 /** |x| element-wise (same dtype; bf16 by clearing the sign bit). */
-function abs(x: Tensor): Tensor {
-  const d = x.data;
-  return x.dtype === 'bf16' ? Tensor.from(x.shape, 'bf16', Array.from(d, (h) => h & 0x7fff)) : Tensor.from(x.shape, x.dtype, Array.from(d, Math.abs));
+function abs<D extends DType>(x: Tensor<D>): Tensor<D> {
+  const d: ArrayLike<number> = x.data;
+  return Tensor.from(x.shape, x.dtype, Array.from(d, x.dtype === 'bf16' ? (h: number): number => h & 0x7fff : Math.abs));
 }
 
 /** Asserts |got - want| <= rel * bound element-wise, naming the first bad element. */
@@ -88,7 +89,7 @@ for (const dtype of ['f32', 'bf16'] as const) {
             const want = Tensor.from([M, N], 'f32', c0.data);
             refGemmInto(want, a, b, spec);
             const bound = Tensor.from([M, N], 'f32', c0.data.map(Math.abs));
-            refGemmInto(bound, abs(a), abs(b), { ...spec, bias: accumulate ? abs(bias) as Tensor<'f32'> : undefined });
+            refGemmInto(bound, abs(a), abs(b), { ...spec, bias: accumulate ? abs(bias) : undefined });
             eachIsa((isa) => {
               const got = Tensor.from([M, N], 'f32', c0.data);
               gemmInto(got, a, b, spec);
@@ -111,7 +112,7 @@ test('matmul and linear: native matches ref, f32 and bf16 weights, with and with
       const w = randomTensor(rng, [19, 37], wd);
       for (const b of [undefined, bias]) {
         const want = refGemm.linear(x, w, b);
-        const bound = refGemm.linear(abs(x) as Tensor<'f32'>, abs(w), b === undefined ? undefined : abs(b) as Tensor<'f32'>);
+        const bound = refGemm.linear(abs(x), abs(w), b === undefined ? undefined : abs(b));
         eachIsa((isa) => {
           const got = nativeGemm.linear(x, w, b);
           assert.deepEqual(got.shape, [2, 3, 19]);

@@ -61,16 +61,16 @@ export function gemmInto(c: Tensor<'f32'>, a: Tensor, b: Tensor, spec: GemmSpec)
   }
 }
 
-/** x f32 (any shape) -> bf16 tensor of the same shape, round to nearest even. */
-function toBf16(x: Tensor<'f32'>, category: 'activations' | 'workspace'): Tensor<'bf16'> {
-  const y = Tensor.zeros(x.shape, 'bf16', category);
+/** x f32 (any shape) -> bf16 workspace tensor of the same shape (caller releases it). */
+function toBf16Workspace(x: Tensor<'f32'>): Tensor<'bf16'> {
+  const y = Tensor.zeros(x.shape, 'bf16', 'workspace');
   check(native().castF32ToBf16(x.data, y.data, x.size), 'cast_f32_bf16');
   return y;
 }
 
-/** x bf16|f16 (any shape) -> f32 tensor of the same shape, exact. */
-function toF32(x: Tensor, category: 'activations' | 'workspace'): Tensor<'f32'> {
-  const y = Tensor.zeros(x.shape, 'f32', category);
+/** x bf16|f16 (any shape) -> f32 workspace tensor of the same shape, exact (caller releases it). */
+function toF32Workspace(x: Tensor): Tensor<'f32'> {
+  const y = Tensor.zeros(x.shape, 'f32', 'workspace');
   const xd = x.data;
   if (!(xd instanceof Uint16Array)) throw new ShapeError(`cast: cannot widen ${x.dtype} ${fmt(x.shape)} to f32 this way`);
   const status = x.dtype === 'f16' ? native().castF16ToF32(xd, y.data, x.size) : native().castBf16ToF32(xd, y.data, x.size);
@@ -133,7 +133,7 @@ export const nativeGemm: GemmOps = {
       gemmInto(y, x, w, spec);
       return y;
     }
-    const xb = toBf16(x, 'workspace');
+    const xb = toBf16Workspace(x);
     try {
       gemmInto(y, xb, w, spec);
     } finally {
@@ -155,7 +155,7 @@ export const nativeGemm: GemmOps = {
     } else if (yd instanceof Uint16Array && xd instanceof Float32Array) {
       check(native().castF32ToBf16(xd, yd, x.size), 'cast_f32_bf16');
     } else if (yd instanceof Uint16Array) {
-      const wide = toF32(x, 'workspace');  // f16 -> f32 is exact, so one rounding in all
+      const wide = toF32Workspace(x);  // f16 -> f32 is exact, so one rounding in all
       try {
         check(native().castF32ToBf16(wide.data, yd, x.size), 'cast_f32_bf16');
       } finally {
