@@ -1,4 +1,64 @@
-// gemm kernel exports (filled in by the gemm family).
+// gemm kernel exports: dense products and dtype casts (typed in
+// src/backend/native/addon-gemm.ts). Arguments are converted only; the kernels check sizes.
 #include "bind.h"
+#include "gemm.h"
 
-void register_gemm(Napi::Env env, Napi::Object exports) {}
+namespace {
+
+bool bool_arg(const Napi::CallbackInfo& info, size_t i) {
+  Napi::Value v = info[i];
+  if (!v.IsBoolean()) throw Napi::TypeError::New(info.Env(), "argument " + std::to_string(i) + " must be a boolean");
+  return v.As<Napi::Boolean>().Value();
+}
+
+// Optional f32 argument: null/undefined -> {nullptr, 0}.
+View<float> opt_f32_arg(const Napi::CallbackInfo& info, size_t i) {
+  if (info.Length() <= i || info[i].IsNull() || info[i].IsUndefined()) return View<float>{nullptr, 0};
+  return f32_arg(info, i);
+}
+
+// gemmF32(a, b, c, M, N, K, transA, transB, accumulate, bias?) -> status
+Napi::Value GemmF32(const Napi::CallbackInfo& info) {
+  View<float> a = f32_arg(info, 0), b = f32_arg(info, 1), c = f32_arg(info, 2), bias = opt_f32_arg(info, 9);
+  return status_value(info, gemm_f32(a.p, a.n, b.p, b.n, bias.p, bias.n, c.p, c.n, int_arg(info, 3), int_arg(info, 4),
+                                     int_arg(info, 5), bool_arg(info, 6), bool_arg(info, 7), bool_arg(info, 8)));
+}
+
+// gemmBf16(a, b, c, M, N, K, transA, transB, accumulate, bias?) -> status
+Napi::Value GemmBf16(const Napi::CallbackInfo& info) {
+  View<uint16_t> a = u16_arg(info, 0), b = u16_arg(info, 1);
+  View<float> c = f32_arg(info, 2), bias = opt_f32_arg(info, 9);
+  return status_value(info, gemm_bf16(a.p, a.n, b.p, b.n, bias.p, bias.n, c.p, c.n, int_arg(info, 3), int_arg(info, 4),
+                                      int_arg(info, 5), bool_arg(info, 6), bool_arg(info, 7), bool_arg(info, 8)));
+}
+
+// castF32ToBf16(x, y, n) -> status
+Napi::Value CastF32ToBf16(const Napi::CallbackInfo& info) {
+  View<float> x = f32_arg(info, 0);
+  View<uint16_t> y = u16_arg(info, 1);
+  return status_value(info, cast_f32_bf16(x.p, x.n, y.p, y.n, int_arg(info, 2)));
+}
+
+// castBf16ToF32(x, y, n) -> status
+Napi::Value CastBf16ToF32(const Napi::CallbackInfo& info) {
+  View<uint16_t> x = u16_arg(info, 0);
+  View<float> y = f32_arg(info, 1);
+  return status_value(info, cast_bf16_f32(x.p, x.n, y.p, y.n, int_arg(info, 2)));
+}
+
+// castF16ToF32(x, y, n) -> status
+Napi::Value CastF16ToF32(const Napi::CallbackInfo& info) {
+  View<uint16_t> x = u16_arg(info, 0);
+  View<float> y = f32_arg(info, 1);
+  return status_value(info, cast_f16_f32(x.p, x.n, y.p, y.n, int_arg(info, 2)));
+}
+
+}  // namespace
+
+void register_gemm(Napi::Env env, Napi::Object exports) {
+  exports.Set("gemmF32", Napi::Function::New(env, GemmF32));
+  exports.Set("gemmBf16", Napi::Function::New(env, GemmBf16));
+  exports.Set("castF32ToBf16", Napi::Function::New(env, CastF32ToBf16));
+  exports.Set("castBf16ToF32", Napi::Function::New(env, CastBf16ToF32));
+  exports.Set("castF16ToF32", Napi::Function::New(env, CastF16ToF32));
+}

@@ -1,2 +1,21 @@
-// Native GEMM and dtype-conversion exports (native/src/gemm_bind.cc).
-export interface GemmAddon {}
+// Native GEMM and dtype-conversion exports (native/src/gemm_bind.cc). Every function
+// returns a status (0 ok, 1 a buffer too small, 2 a bad dimension, 4 out of memory); the
+// wrapper passes it to check(). bf16 and f16 values travel as raw bit patterns.
+//
+// Layout: row-major with natural leading dims. a (M,K), or (K,M) when transA; b (K,N), or
+// (N,K) when transB; c (M,N); bias (N) or null. accumulate: c += instead of c =.
+
+export interface GemmAddon {
+  /** c (M,N) [+]= op(a) op(b) [+ bias], f32. */
+  gemmF32(a: Float32Array, b: Float32Array, c: Float32Array, M: number, N: number, K: number,
+    transA: boolean, transB: boolean, accumulate: boolean, bias?: Float32Array | null): number;
+  /** Same with bf16 a and b; products accumulate in f32. */
+  gemmBf16(a: Uint16Array, b: Uint16Array, c: Float32Array, M: number, N: number, K: number,
+    transA: boolean, transB: boolean, accumulate: boolean, bias?: Float32Array | null): number;
+  /** x (n) f32 -> y (n) bf16, round to nearest even. */
+  castF32ToBf16(x: Float32Array, y: Uint16Array, n: number): number;
+  /** x (n) bf16 -> y (n) f32, exact. */
+  castBf16ToF32(x: Uint16Array, y: Float32Array, n: number): number;
+  /** x (n) IEEE f16 -> y (n) f32, exact (NaNs quieted). */
+  castF16ToF32(x: Uint16Array, y: Float32Array, n: number): number;
+}

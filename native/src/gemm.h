@@ -1,0 +1,98 @@
+// GEMM family: dense products C (M,N) [+]= op(A) op(B) [+ bias] and dtype casts.
+//
+// Layout: row-major, leading dimensions are the natural widths, so
+//   op(A) (M,K): A is (M,K), or (K,M) when transA;  op(B) (K,N): B is (K,N), or (N,K) when transB.
+// `accumulate` adds into C instead of overwriting it; `bias` (N, may be null) is added to
+// every row. Accumulation is f32 in a fixed K order; threads split M or N only, so a
+// result is bit-identical for a fixed ISA whatever the thread count.
+//
+// The fast paths share one blocked driver (gemm_driver.cc, after BLIS/GotoBLAS: pack a
+// KC x NC panel of B, pack MC x KC blocks of A, run an MR x NR register-tile micro-kernel);
+// each ISA file only provides the micro-kernel and its tile sizes (gemm_kernel below).
+#pragma once
+#include "ftune.h"
+
+// ---- dispatchers (gemm_ref.cc): check every size, then run the active ISA's variant.
+// a (M,K)|(K,M) f32, b (K,N)|(N,K) f32, bias (N)|null, c (M,N) f32
+ft_status gemm_f32(const float* a, size_t na, const float* b, size_t nb, const float* bias, size_t nbias,
+                   float* c, size_t nc, int64_t M, int64_t N, int64_t K, bool transA, bool transB, bool accumulate);
+// a, b bf16 bit patterns (same shapes as gemm_f32); products accumulate in f32 -> c (M,N)
+ft_status gemm_bf16(const uint16_t* a, size_t na, const uint16_t* b, size_t nb, const float* bias, size_t nbias,
+                    float* c, size_t nc, int64_t M, int64_t N, int64_t K, bool transA, bool transB, bool accumulate);
+
+// ---- casts (cast_ref.cc dispatchers): x (n) -> y (n)
+ft_status cast_f32_bf16(const float* x, size_t nx, uint16_t* y, size_t ny, int64_t n);
+ft_status cast_bf16_f32(const uint16_t* x, size_t nx, float* y, size_t ny, int64_t n);
+ft_status cast_f16_f32(const uint16_t* x, size_t nx, float* y, size_t ny, int64_t n);
+
+// ---- variants. Dims are already checked; a (M,K)|(K,M), b (K,N)|(N,K), c (M,N).
+void gemm_f32_ref(const float* a, const float* b, const float* bias, float* c, int64_t M, int64_t N, int64_t K,
+                  bool transA, bool transB, bool accumulate);
+void gemm_bf16_ref(const uint16_t* a, const uint16_t* b, const float* bias, float* c, int64_t M, int64_t N,
+                   int64_t K, bool transA, bool transB, bool accumulate);
+// x (n) -> y (n)
+void cast_f32_bf16_ref(const float* x, uint16_t* y, int64_t n);
+void cast_f32_bf16_avx2(const float* x, uint16_t* y, int64_t n);
+void cast_f32_bf16_avx512(const float* x, uint16_t* y, int64_t n);
+void cast_bf16_f32_ref(const uint16_t* x, float* y, int64_t n);
+void cast_bf16_f32_avx2(const uint16_t* x, float* y, int64_t n);
+void cast_bf16_f32_avx512(const uint16_t* x, float* y, int64_t n);
+void cast_f16_f32_ref(const uint16_t* x, float* y, int64_t n);
+void cast_f16_f32_avx2(const uint16_t* x, float* y, int64_t n);
+void cast_f16_f32_avx512(const uint16_t* x, float* y, int64_t n);
+
+// IEEE binary16 -> f32, exact (subnormals, inf); a NaN keeps its payload and gets the
+// quiet bit, as vcvtph2ps does.
+inline float ft_f16_to_f32(uint16_t h) {
+  uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+  uint32_t exp = (h >> 10) & 0x1fu;
+  uint32_t man = h & 0x3ffu;
+  uint32_t u;
+  if (exp == 0x1fu) {
+    u = sign | 0x7f800000u | (man << 13) | (man ? 0x400000u : 0u);
+  } else if (exp != 0) {
+    u = sign | ((exp + 112u) << 23) | (man << 13);
+  } else if (man == 0) {
+    u = sign;
+  } else {  // subnormal: normalise the mantissa
+    int e = 113;
+    while (!(man & 0x400u)) {
+      man <<= 1;
+      e--;
+    }
+    u = sign | ((uint32_t)e << 23) | ((man & 0x3ffu) << 13);
+  }
+  float f;
+  __builtin_memcpy(&f, &u, 4);
+  return f;
+}
+
+// ---- the blocked driver and its micro-kernels.
+//
+// Packed panels: A as MR-row panels, B as NR-column panels, both k-major. With kpair = 1
+// (f32) element (i,k) of an A panel sits at [k*MR + i]; with kpair = 2 (bf16 pairs for
+// vdpbf16ps) at [((k/2)*MR + i)*2 + k%2], and K is zero-padded to even. B likewise with NR.
+//
+// micro-kernel: ap (MR x kc packed), bp (kc x NR packed) -> c (MR,NR) tile, row stride ldc;
+// c = ap*bp when beta0, c += ap*bp otherwise. kc counts k steps (even when kpair = 2).
+typedef void (*gemm_micro_fn)(int64_t kc, const void* ap, const void* bp, float* c, int64_t ldc, bool beta0);
+
+enum gemm_src : int32_t { GEMM_SRC_F32 = 0, GEMM_SRC_BF16 = 1 };
+
+struct gemm_kernel {
+  gemm_micro_fn micro;
+  int32_t mr, nr;     // register tile
+  int32_t kc, mc, nc; // cache blocks (kc even; mc a multiple of mr; nc a multiple of nr)
+  int32_t kpair;      // 1: packed f32, 2: packed bf16 pairs
+};
+
+// Micro-kernel tables per ISA (gemm_avx2.cc, gemm_avx512.cc).
+extern const gemm_kernel gemm_kernel_f32_avx2;
+extern const gemm_kernel gemm_kernel_f32_avx512;
+extern const gemm_kernel gemm_kernel_bf16_avx512;  // vdpbf16ps; needs ft_cpu_has_avx512bf16()
+
+// Runs the blocked product with kernel `k`. a, b are f32 or bf16 (src); when src is bf16
+// and k.kpair = 1 the packers widen to f32. Returns FT_ERR_ALLOC when the pack buffers
+// cannot be allocated.
+ft_status gemm_blocked(const gemm_kernel& k, gemm_src src, const void* a, const void* b, const float* bias, float* c,
+                       int64_t M, int64_t N, int64_t K, bool transA, bool transB, bool accumulate);

@@ -1,0 +1,195 @@
+// Blocked GEMM driver shared by every fast ISA (BLIS loop order, Van Zee & van de Geijn
+// 2015): for each NC-wide column block and KC-deep slice, the threads pack a KC x NC panel
+// of op(B) together, then each packs MC x KC blocks of op(A) and runs the ISA's MR x NR
+// micro-kernel over them. Compiled without ISA flags: it only moves memory; the arithmetic
+// is in the micro-kernels (gemm_avx2.cc, gemm_avx512.cc).
+//
+// Determinism: threads split whole MR-row tiles (or NR-column panels when M is small) and
+// never the K dimension; every C element is summed over the same K slices in the same
+// order, each slice from zero and then added to C, so the result does not depend on the
+// thread count (nor on whether a tile is an edge tile).
+#include <omp.h>
+#include <cstdlib>
+#include <cstring>
+#include "gemm.h"
+
+namespace {
+
+int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+
+// k block of the transposing packers: KB x R packed values (<= 4 KiB) stay in L1 while
+// the R source rows are read 64 bytes at a time.
+constexpr int64_t KB = 16;
+
+// The source of a packed panel: element (r, k) of op(X) sits at base[r*rs + k*ks].
+struct Src {
+  gemm_src type;
+  const void* base;
+  int64_t rs, ks;
+};
+
+// Packs rows [r0, r0+nr) x k [k0, k0+kc) of src into an R-row f32 panel (k-major),
+// zero-padding rows nr..R-1. dst (kc, R)
+void pack_f32(const Src& s, int64_t r0, int64_t nr, int64_t R, int64_t k0, int64_t kc, float* dst) {
+  if (nr < R) {
+    for (int64_t k = 0; k < kc; k++) std::memset(dst + k * R + nr, 0, (size_t)(R - nr) * 4);
+  }
+  if (s.type == GEMM_SRC_F32) {
+    const float* p = (const float*)s.base + r0 * s.rs + k0 * s.ks;
+    if (s.ks == 1) {  // transposing: k blocks keep the strided stores inside L1
+      for (int64_t kb = 0; kb < kc; kb += KB) {
+        const int64_t ke = kc - kb < KB ? kc : kb + KB;
+        for (int64_t r = 0; r < nr; r++)
+          for (int64_t k = kb; k < ke; k++) dst[k * R + r] = p[r * s.rs + k];
+      }
+    } else {
+      for (int64_t k = 0; k < kc; k++)
+        for (int64_t r = 0; r < nr; r++) dst[k * R + r] = p[r * s.rs + k * s.ks];
+    }
+  } else {
+    const uint16_t* p = (const uint16_t*)s.base + r0 * s.rs + k0 * s.ks;
+    if (s.ks == 1) {
+      for (int64_t kb = 0; kb < kc; kb += KB) {
+        const int64_t ke = kc - kb < KB ? kc : kb + KB;
+        for (int64_t r = 0; r < nr; r++)
+          for (int64_t k = kb; k < ke; k++) dst[k * R + r] = ft_bf16_to_f32(p[r * s.rs + k]);
+      }
+    } else {
+      for (int64_t k = 0; k < kc; k++)
+        for (int64_t r = 0; r < nr; r++) dst[k * R + r] = ft_bf16_to_f32(p[r * s.rs + k * s.ks]);
+    }
+  }
+}
+
+// Packs a bf16 source the same way but as k pairs for vdpbf16ps: element (r, k) at
+// [((k/2)*R + r)*2 + k%2]; rows nr..R-1 and the odd tail k = kc (when kc is odd) are zero.
+// dst (kcp/2, R, 2) with kcp = kc rounded up to even.
+void pack_bf16_pairs(const Src& s, int64_t r0, int64_t nr, int64_t R, int64_t k0, int64_t kc, uint16_t* dst) {
+  int64_t kcp = round_up(kc, 2);
+  if (nr < R || kcp != kc) std::memset(dst, 0, (size_t)(kcp * R) * 2);
+  const uint16_t* p = (const uint16_t*)s.base + r0 * s.rs + k0 * s.ks;
+  if (s.ks == 1) {
+    for (int64_t kb = 0; kb < kc; kb += KB) {
+      const int64_t ke = kc - kb < KB ? kc : kb + KB;
+      for (int64_t r = 0; r < nr; r++)
+        for (int64_t k = kb; k < ke; k++) dst[((k >> 1) * R + r) * 2 + (k & 1)] = p[r * s.rs + k];
+    }
+  } else {
+    for (int64_t k = 0; k < kc; k++)
+      for (int64_t r = 0; r < nr; r++) dst[((k >> 1) * R + r) * 2 + (k & 1)] = p[r * s.rs + k * s.ks];
+  }
+}
+
+void pack_panel(const gemm_kernel& g, const Src& s, int64_t r0, int64_t nr, int64_t R, int64_t k0, int64_t kc,
+                void* dst) {
+  if (g.kpair == 2) pack_bf16_pairs(s, r0, nr, R, k0, kc, (uint16_t*)dst);
+  else pack_f32(s, r0, nr, R, k0, kc, (float*)dst);
+}
+
+// c (M,N) = bias broadcast over rows (or += when accumulate).
+void add_bias(const float* bias, float* c, int64_t M, int64_t N, bool accumulate) {
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < M; i++) {
+    float* row = c + i * N;
+    if (accumulate) {
+      for (int64_t j = 0; j < N; j++) row[j] += bias[j];
+    } else {
+      std::memcpy(row, bias, (size_t)N * 4);
+    }
+  }
+}
+
+// The part of the output one thread computes in a block: MR tiles [t0, t1) of rows and
+// NR panels [p0, p1) of the current column block.
+struct Share {
+  int64_t t0, t1, p0, p1;
+};
+
+Share share_of(bool split_m, int64_t tiles, int64_t panels, int t, int T) {
+  if (split_m) return Share{tiles * t / T, tiles * (t + 1) / T, 0, panels};
+  return Share{0, tiles, panels * t / T, panels * (t + 1) / T};
+}
+
+}  // namespace
+
+ft_status gemm_blocked(const gemm_kernel& g, gemm_src src, const void* a, const void* b, const float* bias, float* c,
+                       int64_t M, int64_t N, int64_t K, bool transA, bool transB, bool accumulate) {
+  if (M == 0 || N == 0) return FT_OK;
+  if (K == 0) {  // c = bias or 0, c += bias or nothing
+    if (bias) add_bias(bias, c, M, N, accumulate);
+    else if (!accumulate) std::memset(c, 0, (size_t)(M * N) * 4);
+    return FT_OK;
+  }
+  const int64_t MR = g.mr, NR = g.nr, es = g.kpair == 2 ? 2 : 4;
+  const int64_t kc_max = round_up(K < g.kc ? K : g.kc, 2);
+  const int64_t nc_max = round_up(N < g.nc ? N : g.nc, NR);
+  const int64_t mc_max = round_up(M < g.mc ? M : g.mc, MR);
+  const int64_t tiles = (M + MR - 1) / MR;
+  int T = omp_get_max_threads();
+  if (T > tiles * (nc_max / NR)) T = (int)(tiles * (nc_max / NR));
+  // Split rows when there are enough MR tiles to keep every thread busy, else columns.
+  const bool split_m = tiles >= 4 * T || tiles >= nc_max / NR;
+
+  const size_t b_bytes = (size_t)(nc_max * kc_max * es), a_bytes = (size_t)(mc_max * kc_max * es);
+  char* bpack = (char*)std::aligned_alloc(64, round_up((int64_t)b_bytes, 64));
+  char* apack = (char*)std::aligned_alloc(64, round_up((int64_t)a_bytes, 64) * T);
+  if (!bpack || !apack) {
+    std::free(bpack);
+    std::free(apack);
+    return FT_ERR_ALLOC;
+  }
+  if (bias) {  // after the allocations, so a failed call leaves c untouched
+    add_bias(bias, c, M, N, accumulate);
+    accumulate = true;
+  }
+  const Src sa = transA ? Src{src, a, 1, M} : Src{src, a, K, 1};
+  const Src sb = transB ? Src{src, b, K, 1} : Src{src, b, 1, N};
+
+#pragma omp parallel num_threads(T)
+  {
+    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+    char* my_a = apack + round_up((int64_t)a_bytes, 64) * t;
+    alignas(64) float edge[1024];  // one MR x NR tile (MR*NR <= 1024)
+    for (int64_t jc = 0; jc < N; jc += g.nc) {
+      const int64_t nc = N - jc < g.nc ? N - jc : g.nc, panels = (nc + NR - 1) / NR;
+      const Share sh = share_of(split_m, tiles, panels, t, nt);
+      for (int64_t pc = 0; pc < K; pc += g.kc) {
+        const int64_t kc = K - pc < g.kc ? K - pc : g.kc, kcp = round_up(kc, g.kpair);
+        const bool beta0 = pc == 0 && !accumulate;
+#pragma omp for schedule(static)
+        for (int64_t p = 0; p < panels; p++) {
+          const int64_t j0 = jc + p * NR, nr = N - j0 < NR ? N - j0 : NR;
+          pack_panel(g, sb, j0, nr, NR, pc, kc, bpack + p * NR * kcp * es);
+        }
+        for (int64_t ic = sh.t0 * MR; ic < sh.t1 * MR && ic < M; ic += g.mc) {
+          const int64_t m_end = sh.t1 * MR < M ? sh.t1 * MR : M;
+          const int64_t mc = m_end - ic < g.mc ? m_end - ic : g.mc, mtiles = (mc + MR - 1) / MR;
+          for (int64_t r = 0; r < mtiles; r++) {
+            const int64_t i0 = ic + r * MR, mr = M - i0 < MR ? M - i0 : MR;
+            pack_panel(g, sa, i0, mr, MR, pc, kc, my_a + r * MR * kcp * es);
+          }
+          for (int64_t p = sh.p0; p < sh.p1; p++) {
+            const int64_t j0 = jc + p * NR, nr = N - j0 < NR ? N - j0 : NR;
+            const char* bp = bpack + p * NR * kcp * es;
+            for (int64_t r = 0; r < mtiles; r++) {
+              const int64_t i0 = ic + r * MR, mr = M - i0 < MR ? M - i0 : MR;
+              const char* ap = my_a + r * MR * kcp * es;
+              float* ct = c + i0 * N + j0;
+              if (mr == MR && nr == NR) {
+                g.micro(kcp, ap, bp, ct, N, beta0);
+                continue;
+              }
+              g.micro(kcp, ap, bp, edge, NR, true);
+              for (int64_t i = 0; i < mr; i++)
+                for (int64_t j = 0; j < nr; j++) ct[i * N + j] = beta0 ? edge[i * NR + j] : ct[i * N + j] + edge[i * NR + j];
+            }
+          }
+        }
+#pragma omp barrier
+      }
+    }
+  }
+  std::free(bpack);
+  std::free(apack);
+  return FT_OK;
+}

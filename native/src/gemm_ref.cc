@@ -1,0 +1,91 @@
+// GEMM dispatchers and scalar references. The dispatchers check every buffer size against
+// the dims before touching memory, then run the active ISA's variant: the blocked driver
+// with the AVX-512 or AVX2 micro-kernel, or the scalar reference. bf16 products use
+// vdpbf16ps where the CPU has avx512_bf16 and otherwise widen to f32 while packing
+// (a product of two bf16 values is exact in f32, so both paths compute the same products).
+#include "gemm.h"
+
+namespace {
+
+// Checks dims and sizes: a (M,K), b (K,N), bias (N) if given, c (M,N).
+ft_status check_dims(size_t na, size_t nb, const float* bias, size_t nbias, size_t nc, int64_t M, int64_t N,
+                     int64_t K) {
+  const int64_t lim = (int64_t)1 << 31;
+  if (M < 0 || N < 0 || K < 0 || M >= lim || N >= lim || K >= lim) return FT_ERR_ARG;
+  if (!ft_fits(na, (size_t)(M * K)) || !ft_fits(nb, (size_t)(K * N)) || !ft_fits(nc, (size_t)(M * N))) return FT_ERR_SIZE;
+  if (bias && !ft_fits(nbias, (size_t)N)) return FT_ERR_SIZE;
+  return FT_OK;
+}
+
+// out = (accumulate ? c : 0) [+ bias] + s, in the order the blocked driver uses.
+inline float finish(float c, float s, const float* bias, int64_t j, bool accumulate) {
+  float base = accumulate ? c : 0.0f;
+  if (bias) base += bias[j];
+  return bias || accumulate ? base + s : s;
+}
+
+}  // namespace
+
+// a (M,K)|(K,M), b (K,N)|(N,K), bias (N)|null -> c (M,N); f32 sum in K order per element.
+void gemm_f32_ref(const float* a, const float* b, const float* bias, float* c, int64_t M, int64_t N, int64_t K,
+                  bool transA, bool transB, bool accumulate) {
+  for (int64_t i = 0; i < M; i++) {
+    for (int64_t j = 0; j < N; j++) {
+      float s = 0.0f;
+      for (int64_t k = 0; k < K; k++) {
+        float x = transA ? a[k * M + i] : a[i * K + k];
+        float y = transB ? b[j * K + k] : b[k * N + j];
+        s += x * y;
+      }
+      c[i * N + j] = finish(c[i * N + j], s, bias, j, accumulate);
+    }
+  }
+}
+
+// Same with bf16 a, b (decoded exactly); products and sums in f32.
+void gemm_bf16_ref(const uint16_t* a, const uint16_t* b, const float* bias, float* c, int64_t M, int64_t N,
+                   int64_t K, bool transA, bool transB, bool accumulate) {
+  for (int64_t i = 0; i < M; i++) {
+    for (int64_t j = 0; j < N; j++) {
+      float s = 0.0f;
+      for (int64_t k = 0; k < K; k++) {
+        float x = ft_bf16_to_f32(transA ? a[k * M + i] : a[i * K + k]);
+        float y = ft_bf16_to_f32(transB ? b[j * K + k] : b[k * N + j]);
+        s += x * y;
+      }
+      c[i * N + j] = finish(c[i * N + j], s, bias, j, accumulate);
+    }
+  }
+}
+
+ft_status gemm_f32(const float* a, size_t na, const float* b, size_t nb, const float* bias, size_t nbias,
+                   float* c, size_t nc, int64_t M, int64_t N, int64_t K, bool transA, bool transB, bool accumulate) {
+  ft_status s = check_dims(na, nb, bias, nbias, nc, M, N, K);
+  if (s != FT_OK) return s;
+  switch (ft_active_isa()) {
+    case FT_ISA_AVX512:
+      return gemm_blocked(gemm_kernel_f32_avx512, GEMM_SRC_F32, a, b, bias, c, M, N, K, transA, transB, accumulate);
+    case FT_ISA_AVX2:
+      return gemm_blocked(gemm_kernel_f32_avx2, GEMM_SRC_F32, a, b, bias, c, M, N, K, transA, transB, accumulate);
+    default:
+      gemm_f32_ref(a, b, bias, c, M, N, K, transA, transB, accumulate);
+      return FT_OK;
+  }
+}
+
+ft_status gemm_bf16(const uint16_t* a, size_t na, const uint16_t* b, size_t nb, const float* bias, size_t nbias,
+                    float* c, size_t nc, int64_t M, int64_t N, int64_t K, bool transA, bool transB, bool accumulate) {
+  ft_status s = check_dims(na, nb, bias, nbias, nc, M, N, K);
+  if (s != FT_OK) return s;
+  switch (ft_active_isa()) {
+    case FT_ISA_AVX512: {
+      const gemm_kernel& k = ft_cpu_has_avx512bf16() ? gemm_kernel_bf16_avx512 : gemm_kernel_f32_avx512;
+      return gemm_blocked(k, GEMM_SRC_BF16, a, b, bias, c, M, N, K, transA, transB, accumulate);
+    }
+    case FT_ISA_AVX2:
+      return gemm_blocked(gemm_kernel_f32_avx2, GEMM_SRC_BF16, a, b, bias, c, M, N, K, transA, transB, accumulate);
+    default:
+      gemm_bf16_ref(a, b, bias, c, M, N, K, transA, transB, accumulate);
+      return FT_OK;
+  }
+}
