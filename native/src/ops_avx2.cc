@@ -100,6 +100,38 @@ void axpy(float a, const float* x, float* y, int64_t n) {
   }
 }
 
+// q (D) against the 4 key rows k + j * stride -> p[j] = scale * dot. Four independent
+// accumulators keep the FMA units busy; each is the same chain dot() would compute.
+void dot4(const float* q, const float* k, int64_t stride, int64_t D, float scale, float* p) {
+  __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+  for (int64_t i = 0; i < D; i += 8) {
+    const __m256i m = tail_mask(D - i);
+    const __m256 qv = _mm256_maskload_ps(q + i, m);
+    a0 = _mm256_fmadd_ps(qv, _mm256_maskload_ps(k + i, m), a0);
+    a1 = _mm256_fmadd_ps(qv, _mm256_maskload_ps(k + stride + i, m), a1);
+    a2 = _mm256_fmadd_ps(qv, _mm256_maskload_ps(k + 2 * stride + i, m), a2);
+    a3 = _mm256_fmadd_ps(qv, _mm256_maskload_ps(k + 3 * stride + i, m), a3);
+  }
+  p[0] = hsum(a0) * scale;
+  p[1] = hsum(a1) * scale;
+  p[2] = hsum(a2) * scale;
+  p[3] = hsum(a3) * scale;
+}
+
+// out (D) += p[0] v0 + p[1] v1 + p[2] v2 + p[3] v3, rows v + j * stride, added in that
+// order (the same sums as four axpy calls, with one load/store of out instead of four).
+void axpy4(const float* p, const float* v, int64_t stride, float* out, int64_t D) {
+  const __m256 p0 = _mm256_set1_ps(p[0]), p1 = _mm256_set1_ps(p[1]), p2 = _mm256_set1_ps(p[2]), p3 = _mm256_set1_ps(p[3]);
+  for (int64_t i = 0; i < D; i += 8) {
+    const __m256i m = tail_mask(D - i);
+    __m256 o = _mm256_fmadd_ps(p0, _mm256_maskload_ps(v + i, m), _mm256_maskload_ps(out + i, m));
+    o = _mm256_fmadd_ps(p1, _mm256_maskload_ps(v + stride + i, m), o);
+    o = _mm256_fmadd_ps(p2, _mm256_maskload_ps(v + 2 * stride + i, m), o);
+    o = _mm256_fmadd_ps(p3, _mm256_maskload_ps(v + 3 * stride + i, m), o);
+    _mm256_maskstore_ps(out + i, m, o);
+  }
+}
+
 }  // namespace
 
 // x (N, C), w (C) -> out (N, C)
@@ -147,14 +179,15 @@ void ops_rope_f32_avx2(const float* x, const float* cos_t, const float* sin_t, f
 // One query row: q (D), k, v (n, D) at `stride` -> out (D); see ops_attention_f32_ref.
 void ops_attention_f32_avx2(const float* q, const float* k, const float* v, float* out, int64_t n, int64_t stride,
                             int64_t D, float scale, float* p) {
+  int64_t s = 0;
+  for (; s + 4 <= n; s += 4) dot4(q, k + s * stride, stride, D, scale, p + s);
+  for (; s < n; s++) p[s] = dot(q, k + s * stride, D) * scale;
   float m = -INFINITY;
-  for (int64_t s = 0; s < n; s++) {
-    p[s] = dot(q, k + s * stride, D) * scale;
-    if (p[s] > m) m = p[s];
-  }
-  const float inv = (float)(1.0 / exp_sum(p, p, n, m, 1.0f));
+  for (s = 0; s < n; s++) m = p[s] > m ? p[s] : m;
+  scale_inplace(p, n, (float)(1.0 / exp_sum(p, p, n, m, 1.0f)));
   for (int64_t d = 0; d < D; d++) out[d] = 0;
-  for (int64_t s = 0; s < n; s++) axpy(p[s] * inv, v + s * stride, out, D);
+  for (s = 0; s + 4 <= n; s += 4) axpy4(p + s, v + s * stride, stride, out, D);
+  for (; s < n; s++) axpy(p[s], v + s * stride, out, D);
 }
 
 // gate (n), up (n) -> out (n)

@@ -76,6 +76,38 @@ void axpy(float a, const float* x, float* y, int64_t n) {
   }
 }
 
+// q (D) against the 4 key rows k + j * stride -> p[j] = scale * dot. Four independent
+// accumulators keep the FMA units busy; each is the same chain dot() would compute.
+void dot4(const float* q, const float* k, int64_t stride, int64_t D, float scale, float* p) {
+  __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
+  for (int64_t i = 0; i < D; i += 16) {
+    const __mmask16 m = D - i >= 16 ? (__mmask16)0xffff : tail_mask(D - i);
+    const __m512 qv = _mm512_maskz_loadu_ps(m, q + i);
+    a0 = _mm512_fmadd_ps(qv, _mm512_maskz_loadu_ps(m, k + i), a0);
+    a1 = _mm512_fmadd_ps(qv, _mm512_maskz_loadu_ps(m, k + stride + i), a1);
+    a2 = _mm512_fmadd_ps(qv, _mm512_maskz_loadu_ps(m, k + 2 * stride + i), a2);
+    a3 = _mm512_fmadd_ps(qv, _mm512_maskz_loadu_ps(m, k + 3 * stride + i), a3);
+  }
+  p[0] = _mm512_reduce_add_ps(a0) * scale;
+  p[1] = _mm512_reduce_add_ps(a1) * scale;
+  p[2] = _mm512_reduce_add_ps(a2) * scale;
+  p[3] = _mm512_reduce_add_ps(a3) * scale;
+}
+
+// out (D) += p[0] v0 + p[1] v1 + p[2] v2 + p[3] v3, rows v + j * stride, added in that
+// order (the same sums as four axpy calls, with one load/store of out instead of four).
+void axpy4(const float* p, const float* v, int64_t stride, float* out, int64_t D) {
+  const __m512 p0 = _mm512_set1_ps(p[0]), p1 = _mm512_set1_ps(p[1]), p2 = _mm512_set1_ps(p[2]), p3 = _mm512_set1_ps(p[3]);
+  for (int64_t i = 0; i < D; i += 16) {
+    const __mmask16 m = D - i >= 16 ? (__mmask16)0xffff : tail_mask(D - i);
+    __m512 o = _mm512_fmadd_ps(p0, _mm512_maskz_loadu_ps(m, v + i), _mm512_maskz_loadu_ps(m, out + i));
+    o = _mm512_fmadd_ps(p1, _mm512_maskz_loadu_ps(m, v + stride + i), o);
+    o = _mm512_fmadd_ps(p2, _mm512_maskz_loadu_ps(m, v + 2 * stride + i), o);
+    o = _mm512_fmadd_ps(p3, _mm512_maskz_loadu_ps(m, v + 3 * stride + i), o);
+    _mm512_mask_storeu_ps(out + i, m, o);
+  }
+}
+
 }  // namespace
 
 // x (N, C), w (C) -> out (N, C)
@@ -124,14 +156,15 @@ void ops_rope_f32_avx512(const float* x, const float* cos_t, const float* sin_t,
 // One query row: q (D), k, v (n, D) at `stride` -> out (D); see ops_attention_f32_ref.
 void ops_attention_f32_avx512(const float* q, const float* k, const float* v, float* out, int64_t n, int64_t stride,
                               int64_t D, float scale, float* p) {
+  int64_t s = 0;
+  for (; s + 4 <= n; s += 4) dot4(q, k + s * stride, stride, D, scale, p + s);
+  for (; s < n; s++) p[s] = dot(q, k + s * stride, D) * scale;
   float m = -INFINITY;
-  for (int64_t s = 0; s < n; s++) {
-    p[s] = dot(q, k + s * stride, D) * scale;
-    if (p[s] > m) m = p[s];
-  }
-  const float inv = (float)(1.0 / exp_sum(p, p, n, m, 1.0f));
+  for (s = 0; s < n; s++) m = p[s] > m ? p[s] : m;
+  scale_inplace(p, n, (float)(1.0 / exp_sum(p, p, n, m, 1.0f)));
   for (int64_t d = 0; d < D; d++) out[d] = 0;
-  for (int64_t s = 0; s < n; s++) axpy(p[s] * inv, v + s * stride, out, D);
+  for (s = 0; s + 4 <= n; s += 4) axpy4(p + s, v + s * stride, stride, out, D);
+  for (; s < n; s++) axpy(p[s], v + s * stride, out, D);
 }
 
 // gate (n), up (n) -> out (n)
