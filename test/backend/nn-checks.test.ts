@@ -169,6 +169,8 @@ test('kernels reject buffers smaller than their dims (status 1) and bad dims (st
     [addon.opsAttentionF32(big, big, big, out, 1, 2, 4, 3, 6, 5, 3, 1), 2], // H % Hkv
     [addon.opsEmbeddingF32(new Int32Array([0, 1]), small, out, 2, 5, 3), 1], // table < V*C
     [addon.opsEmbeddingBf16(new Int32Array([0, 9]), new Uint16Array(15), out, 2, 5, 3), 2], // id >= V
+    [addon.opsAddF32(big, big, out, 2 ** 53), 1], // huge n
+    [addon.opsAttentionF32(big, big, big, out, 2 ** 31, 2, 4, 2, 2 ** 40, 5, 3, 1), 2], // B*T*H*D overflows
   ];
   statuses.forEach(([got, want], i) => assert.equal(got, want, `case ${i}`));
   assert.throws(() => check(statuses[0]?.[0] ?? 0, 'ops_rmsnorm_f32'), NativeError);
