@@ -151,11 +151,14 @@ ft_status ops_attention_f32(const float* q, size_t q_n, const float* k, size_t k
 #pragma omp parallel num_threads(threads)
   {
     float* p = scratch + (int64_t)omp_get_thread_num() * S;
+    // Work items in (b, h, t) order: contiguous static chunks then hold whole heads (every
+    // causal window length, so balanced work) and neighbouring heads share kv rows.
 #pragma omp for schedule(static)
-    for (int64_t r = 0; r < rows; r++) {
-      // Row r = (b, t, h) of q; query head h reads kv head h / group; query t sits at
-      // position S - T + t and sees keys 0 ..= S - T + t.
-      const int64_t h = r % H, t = (r / H) % T, b = r / (H * T);
+    for (int64_t i = 0; i < rows; i++) {
+      // Query head h reads kv head h / group; query t sits at position S - T + t and sees
+      // keys 0 ..= S - T + t. r is the (b, t, h) row of q and out.
+      const int64_t t = i % T, h = (i / T) % H, b = i / (T * H);
+      const int64_t r = (b * T + t) * H + h;
       const int64_t kv = (b * Smax * Hkv + h / group) * D;
       fn(q + r * D, k + kv, v + kv, out + r * D, S - T + t + 1, stride, D, (float)scale, p);
     }
