@@ -6,6 +6,14 @@
 // Shape vocabulary (STYLE.md rule 4): B batch, T tokens, S keys (cache length), C
 // channels, H query heads, Hkv key/value heads, D head dim, F ffn width, V vocab.
 import type { Tensor } from '../tensor/tensor.js';
+import type { FloatDType } from '../tensor/dtype.js';
+
+/**
+ * A float activation or gradient: f32, or f64 on the reference backend (finite-difference
+ * gradient checks). Ops return the dtype of their float inputs; the native backend
+ * accepts f32 only (ShapeError otherwise).
+ */
+export type FTensor = Tensor<FloatDType>;
 
 /** GEMM family (gemm helper): dense products and dtype conversion. */
 export interface GemmOps {
@@ -51,6 +59,69 @@ export interface NnOps {
   argmax(x: Tensor<'f32'>): Int32Array;
 }
 
-export interface Backend extends GemmOps, NnOps {
+/**
+ * Backward ops and in-place updates used by training. Gradients are f32 (f64 on the
+ * reference backend). "Into"/"InPlace" ops write their first argument; the rest allocate.
+ */
+export interface GradOps {
+  /** c (M,N) = op(a) op(b), or += with accumulate. a, b f32|bf16 (both the same) or f64; c f32|f64. */
+  matmulInto(c: FTensor, a: Tensor, b: Tensor, opts?: { transA?: boolean; transB?: boolean; accumulate?: boolean }): void;
+  /** dst (N) (+)= column sums of x (M, N): the bias gradient. */
+  sumRowsInto(dst: FTensor, x: FTensor, accumulate: boolean): void;
+  /** dTable (V, C) += dOut (N, C) rows scattered to ids (N). */
+  embeddingBackward(ids: Tensor<'i32'>, dOut: FTensor, dTable: FTensor): void;
+  /** x (N, C), w (C), dOut (N, C) -> dx (N, C); dw (C) += its gradient when given. */
+  rmsnormBackward(x: FTensor, w: FTensor, eps: number, dOut: FTensor, dw: FTensor | undefined): FTensor;
+  /** dOut (B, T, H, D) -> dx: the transpose of rope (rotation by -angle). */
+  ropeBackward(dOut: FTensor, positions: Int32Array, invFreq: Float32Array): FTensor;
+  /**
+   * Backward of attention(q, k, v, s, scale) with k, v (B, S', Hkv, D) holding at least s
+   * rows: recomputes the probabilities row by row (never a T x S matrix per head).
+   * -> dq (B, T, H, D), dk and dv shaped like k and v (rows >= s are zero).
+   */
+  attentionBackward(q: FTensor, k: FTensor, v: FTensor, s: number, scale: number, dOut: FTensor): { dq: FTensor; dk: FTensor; dv: FTensor };
+  /** gate, up, dOut (N, F) -> d gate, d up for silu(gate) * up. */
+  siluMulBackward(gate: FTensor, up: FTensor, dOut: FTensor): { dGate: FTensor; dUp: FTensor };
+  /**
+   * Cross-entropy of a chunk of rows: logits (N, V), labels (N) with -100 = ignored.
+   * Overwrites logits with gradScale * d loss_i / d logits (softmax - onehot; zero rows
+   * for ignored labels) and returns the per-row losses (N) in float64 (0 where ignored).
+   */
+  crossEntropyInPlace(logits: FTensor, labels: Int32Array, gradScale: number): Float64Array;
+  /**
+   * Inverted dropout with a counter-based mask: element i is kept iff hash(seed, i) >= p
+   * (so the same seed gives the same mask, and backward is dropout(dOut, p, seed)).
+   * Kept elements are scaled by 1 / (1 - p). p in [0, 1).
+   */
+  dropout(x: FTensor, p: number, seed: number): FTensor;
+  /** a + s * b, same shapes. */
+  addScaled(a: FTensor, b: FTensor, s: number): FTensor;
+  /** dst += s * src (same element count). */
+  addScaledInPlace(dst: FTensor, src: FTensor, s: number): void;
+  /** x *= s. */
+  scaleInPlace(x: FTensor, s: number): void;
+  /** Sum of squares in float64 with a fixed reduction order (same bits every run). */
+  sumSquares(x: FTensor): number;
+  /**
+   * One AdamW step over flat f32 buffers of equal size, as torch.optim.AdamW computes it:
+   * g = grad * gradScale; param *= 1 - lr * weightDecay; m = b1 m + (1 - b1) g;
+   * v = b2 v + (1 - b2) g^2; param -= lr / (1 - b1^step) * m / (sqrt(v) / sqrt(1 - b2^step) + eps).
+   */
+  adamw(param: FTensor, grad: FTensor, m: FTensor, v: FTensor, h: AdamwStep): void;
+}
+
+export interface AdamwStep {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  /** 1-based step count, for bias correction. */
+  step: number;
+  /** Multiplies the gradient first (global-norm clipping, 1 / accumulation). */
+  gradScale: number;
+}
+
+export interface Backend extends GemmOps, NnOps, GradOps {
   readonly name: 'native' | 'ref';
 }
