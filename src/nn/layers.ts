@@ -1,13 +1,14 @@
 // The three leaf layers of a decoder LLM. Each holds its parameters (persistent,
 // category "weights") and runs its forward pass on a backend.
-import type { Backend } from '../backend/backend.js';
+import type { FTensor } from '../backend/backend.js';
+import type { Ops } from '../autograd/ops.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { Module } from './module.js';
 
 export class Linear extends Module {
   weight: Tensor; // (N, K), f32 or bf16
-  bias: Tensor<'f32'> | undefined; // (N)
-  constructor(weight: Tensor, bias?: Tensor<'f32'>) {
+  bias: FTensor | undefined; // (N)
+  constructor(weight: Tensor, bias?: FTensor) {
     super();
     this.weight = weight;
     this.bias = bias;
@@ -19,8 +20,8 @@ export class Linear extends Module {
     return this.weight.shape[0] ?? 0;
   }
   // x (M, K) -> (M, N)
-  forward(backend: Backend, x: Tensor<'f32'>): Tensor<'f32'> {
-    return backend.linear(x, this.weight, this.bias);
+  forward(ops: Ops, x: FTensor): FTensor {
+    return ops.linear(x, this.weight, this.bias);
   }
 }
 
@@ -31,21 +32,21 @@ export class Embedding extends Module {
     this.weight = weight;
   }
   // ids (N) -> (N, C)
-  forward(backend: Backend, ids: Tensor<'i32'>): Tensor<'f32'> {
-    return backend.embedding(ids, this.weight);
+  forward(ops: Ops, ids: Tensor<'i32'>): FTensor {
+    return ops.embedding(ids, this.weight);
   }
 }
 
 export class RMSNorm extends Module {
-  weight: Tensor<'f32'>; // (C)
+  weight: FTensor; // (C)
   readonly eps: number;
-  constructor(weight: Tensor<'f32'>, eps: number) {
+  constructor(weight: FTensor, eps: number) {
     super();
     this.weight = weight;
     this.eps = eps;
   }
   // x (N, C) -> (N, C)
-  forward(backend: Backend, x: Tensor<'f32'>): Tensor<'f32'> {
-    return backend.rmsnorm(x, this.weight, this.eps);
+  forward(ops: Ops, x: FTensor): FTensor {
+    return ops.rmsnorm(x, this.weight, this.eps);
   }
 }

@@ -1,5 +1,6 @@
 // Module: a node of the model tree. Parameters are Tensor fields, children are Module
-// fields or arrays of Modules; field names copy the HF checkpoint paths
+// fields, arrays of Modules, or records of Modules keyed by name (LoRA adapters: lora_A.
+// default); field names copy the HF checkpoint paths
 // (self_attn.q_proj), so `namedParameters()` yields exactly the safetensors keys.
 import { Tensor } from '../tensor/tensor.js';
 
@@ -15,7 +16,27 @@ export abstract class Module {
         value.forEach((child, i) => {
           if (child instanceof Module) out.push(...child.namedParameters(`${path}.${i}`));
         });
+      } else if (value !== null && typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype) {
+        for (const [name, child] of Object.entries(value as Record<string, unknown>)) {
+          if (child instanceof Module) out.push(...child.namedParameters(`${path}.${name}`));
+        }
       }
+    }
+    return out;
+  }
+
+  /** [path, module] for this module and every module under it (path '' for this one). */
+  namedModules(prefix = ''): Array<[string, Module]> {
+    const out: Array<[string, Module]> = [[prefix, this]];
+    const visit = (path: string, value: unknown): void => {
+      if (value instanceof Module) out.push(...value.namedModules(path));
+    };
+    for (const [key, value] of Object.entries(this)) {
+      const path = prefix === '' ? key : `${prefix}.${key}`;
+      if (Array.isArray(value)) value.forEach((child, i) => visit(`${path}.${i}`, child));
+      else if (value !== null && typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype) {
+        for (const [name, child] of Object.entries(value as Record<string, unknown>)) visit(`${path}.${name}`, child);
+      } else visit(path, value);
     }
     return out;
   }

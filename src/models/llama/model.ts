@@ -1,6 +1,7 @@
 // Llama-family decoder (Llama 1/2/3, Mistral, Qwen2, SmolLM): HF LlamaForCausalLM with
 // module fields named as in the checkpoint, so parameter paths equal safetensors keys.
-import type { Backend } from '../../backend/backend.js';
+import type { Backend, FTensor } from '../../backend/backend.js';
+import { Ops } from '../../autograd/ops.js';
 import { ShapeError } from '../../errors.js';
 import { Embedding, Linear, RMSNorm } from '../../nn/layers.js';
 import { Module } from '../../nn/module.js';
@@ -48,10 +49,10 @@ export class LlamaMLP extends Module {
     this.down_proj = linear(src, `${prefix}.down_proj`, c, f, mlpBias);
   }
   // x (N, C) -> (N, C): down(silu(gate(x)) * up(x))
-  forward(backend: Backend, x: Tensor<'f32'>): Tensor<'f32'> {
-    const g = this.gate_proj.forward(backend, x);
-    const u = this.up_proj.forward(backend, x);
-    return this.down_proj.forward(backend, backend.siluMul(g, u));
+  forward(ops: Ops, x: FTensor): FTensor {
+    const g = this.gate_proj.forward(ops, x);
+    const u = this.up_proj.forward(ops, x);
+    return this.down_proj.forward(ops, ops.siluMul(g, u));
   }
 }
 
@@ -67,6 +68,37 @@ export class LlamaDecoderLayer extends Module {
     this.input_layernorm = norm(src, `${prefix}.input_layernorm`, cfg.hiddenSize, cfg.rmsNormEps);
     this.post_attention_layernorm = norm(src, `${prefix}.post_attention_layernorm`, cfg.hiddenSize, cfg.rmsNormEps);
   }
+
+  // x (B*T, C) -> (B*T, C)
+  forward(ops: Ops, x: FTensor, ctx: LayerContext): FTensor {
+    const { batch: b, t, cfg } = ctx;
+    const { numAttentionHeads: h, numKeyValueHeads: hkv, headDim: d } = cfg;
+    const attn = this.self_attn;
+    const hIn = this.input_layernorm.forward(ops, x);
+    const q = ops.rope(ops.reshape(attn.q_proj.forward(ops, hIn), [b, t, h, d]), ctx.positions, ctx.invFreq);
+    let k = ops.rope(ops.reshape(attn.k_proj.forward(ops, hIn), [b, t, hkv, d]), ctx.positions, ctx.invFreq);
+    let v = ops.reshape(attn.v_proj.forward(ops, hIn), [b, t, hkv, d]);
+    let s = t;
+    if (ctx.cache !== undefined) {
+      const { cache, layer, pos0 } = ctx.cache;
+      cache.write(layer, k as Tensor<'f32'>, v as Tensor<'f32'>);
+      [k, v, s] = [cache.keys(layer), cache.values(layer), pos0 + t];
+    }
+    const a = ops.reshape(ops.attention(q, k, v, s, 1 / Math.sqrt(d)), [b * t, h * d]);
+    const x1 = ops.add(x, attn.o_proj.forward(ops, a));
+    return ops.add(x1, this.mlp.forward(ops, this.post_attention_layernorm.forward(ops, x1)));
+  }
+}
+
+/** What every decoder layer of one forward pass shares. */
+export interface LayerContext {
+  cfg: LlamaConfig;
+  batch: number; // B
+  t: number; // T new tokens per row
+  positions: Int32Array; // (T)
+  invFreq: Float32Array; // (D/2)
+  /** Inference: append k, v to this cache (layer set per call) and attend over it. */
+  cache?: { cache: KvCache; layer: number; pos0: number };
 }
 
 export class LlamaModel extends Module {
@@ -102,40 +134,59 @@ export class LlamaForCausalLM extends Module {
     this.invFreq = ropeInvFreq(cfg);
   }
 
+  /** The output head: lm_head, or the embedding matrix when tied. */
+  get headWeight(): Tensor {
+    return this.lm_head?.weight ?? this.model.embed_tokens.weight;
+  }
+
   /**
-   * Runs the decoder over T new tokens per batch row, appending their keys and values
-   * to `cache` (which already holds cache.length positions), and returns the logits of
-   * the rows selected by `logitsFor`: 'last' (B, V) or 'all' (B*T, V).
+   * The decoder stack over T tokens per row and the final norm. With a cache, appends
+   * the new keys/values after cache.length positions; with `checkpoint`, each layer is
+   * recomputed in backward instead of keeping its activations.
+   */
+  // ids (B*T) -> (B*T, C)
+  hidden(ops: Ops, ids: Int32Array, batch: number, opts: { cache?: KvCache; checkpoint?: boolean } = {}): FTensor {
+    const t = ids.length / batch;
+    if (!Number.isInteger(t) || t < 1) throw new ShapeError(`${ids.length} token ids do not split into ${batch} rows`);
+    const pos0 = opts.cache?.length ?? 0;
+    if (opts.cache !== undefined && pos0 + t > opts.cache.capacity) {
+      throw new ShapeError(`KV cache holds ${opts.cache.capacity} positions; ${pos0} used + ${t} new do not fit`);
+    }
+    const positions = new Int32Array(t);
+    for (let i = 0; i < t; i++) positions[i] = pos0 + i;
+    const ctx: LayerContext = { cfg: this.config, batch, t, positions, invFreq: this.invFreq };
+    let x = this.model.embed_tokens.forward(ops, Tensor.from([ids.length], 'i32', ids));
+    this.model.layers.forEach((layer, li) => {
+      const c = opts.cache === undefined ? ctx : { ...ctx, cache: { cache: opts.cache, layer: li, pos0 } };
+      x = opts.checkpoint === true ? ops.checkpoint(x, (o, xi) => layer.forward(o, xi, c)) : layer.forward(ops, x, c);
+    });
+    opts.cache?.advance(t);
+    return this.model.norm.forward(ops, x);
+  }
+
+  /**
+   * Inference: runs T new tokens per row through the model, appending to `cache`, and
+   * returns the logits of the last token of each row (B, V) or of every token (B*T, V).
    */
   // ids (B*T) -> (B, V) | (B*T, V)
   forward(ids: Int32Array, batch: number, cache: KvCache, logitsFor: 'last' | 'all' = 'last'): Tensor<'f32'> {
-    const cfg = this.config;
-    const backend = this.backend;
+    const ops = new Ops(this.backend);
     const t = ids.length / batch;
-    if (!Number.isInteger(t) || t < 1) throw new ShapeError(`${ids.length} token ids do not split into ${batch} rows`);
-    const pos0 = cache.length;
-    if (pos0 + t > cache.capacity) throw new ShapeError(`KV cache holds ${cache.capacity} positions; ${pos0} used + ${t} new do not fit`);
-    const positions = new Int32Array(t);
-    for (let i = 0; i < t; i++) positions[i] = pos0 + i;
-    const { numAttentionHeads: h, numKeyValueHeads: hkv, headDim: d } = cfg;
-    const scale = 1 / Math.sqrt(d);
+    let h = this.hidden(ops, ids, batch, { cache });
+    if (logitsFor === 'last' && t > 1) h = lastRows(h, batch, t);
+    return ops.linear(h, this.headWeight) as Tensor<'f32'>;
+  }
 
-    let x = this.model.embed_tokens.forward(backend, Tensor.from([ids.length], 'i32', ids));
-    this.model.layers.forEach((layer, li) => {
-      const attn = layer.self_attn;
-      const hIn = layer.input_layernorm.forward(backend, x);
-      const q = backend.rope(attn.q_proj.forward(backend, hIn).reshape([batch, t, h, d]), positions, this.invFreq);
-      const k = backend.rope(attn.k_proj.forward(backend, hIn).reshape([batch, t, hkv, d]), positions, this.invFreq);
-      const v = attn.v_proj.forward(backend, hIn).reshape([batch, t, hkv, d]);
-      cache.write(li, k, v);
-      const a = backend.attention(q, cache.keys(li), cache.values(li), pos0 + t, scale).reshape([batch * t, h * d]);
-      x = backend.add(x, attn.o_proj.forward(backend, a));
-      x = backend.add(x, layer.mlp.forward(backend, layer.post_attention_layernorm.forward(backend, x)));
-    });
-    cache.advance(t);
-    if (logitsFor === 'last' && t > 1) x = lastRows(x, batch, t);
-    const hOut = this.model.norm.forward(backend, x);
-    return backend.linear(hOut, this.lm_head?.weight ?? this.model.embed_tokens.weight);
+  /**
+   * Training/eval loss: mean next-token cross-entropy of ids (B*T) against labels (B*T)
+   * (-100 = no loss), shifted inside as Transformers does (logits at t predict t + 1).
+   */
+  loss(ops: Ops, ids: Int32Array, labels: Int32Array, batch: number, opts: { checkpoint?: boolean } = {}): { loss: FTensor; sum: number; count: number } {
+    const t = ids.length / batch;
+    const shifted = new Int32Array(ids.length).fill(-100);
+    for (let b = 0; b < batch; b++) shifted.set(labels.subarray(b * t + 1, (b + 1) * t), b * t);
+    const h = this.hidden(ops, ids, batch, opts);
+    return ops.crossEntropy(h, this.headWeight, shifted);
   }
 
   /** A KV cache sized for this model. */
@@ -154,9 +205,9 @@ export class LlamaForCausalLM extends Module {
 }
 
 // x (B*T, C) -> (B, C): the last token of every row (a copy, no arithmetic).
-function lastRows(x: Tensor<'f32'>, batch: number, t: number): Tensor<'f32'> {
+function lastRows(x: FTensor, batch: number, t: number): FTensor {
   const c = x.shape[1] ?? 0;
-  const out = Tensor.zeros([batch, c], 'f32');
+  const out = Tensor.zeros([batch, c], x.dtype);
   for (let b = 0; b < batch; b++) out.data.set(x.data.subarray(((b + 1) * t - 1) * c, (b + 1) * t * c), b * c);
   return out;
 }

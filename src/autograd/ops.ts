@@ -1,0 +1,220 @@
+// Differentiable ops: each runs the backend's forward op and, when a tape is attached
+// and an input carries gradient, records the gradient rule next to it (one rule per
+// op, tinygrad-style). Model code calls these for inference (no tape: plain forward)
+// and training alike.
+import type { Backend, FTensor } from '../backend/backend.js';
+import { ShapeError } from '../errors.js';
+import { scope } from '../tensor/scope.js';
+import { Tensor, type Shape } from '../tensor/tensor.js';
+import { Tape, type LeafSink } from './tape.js';
+
+/** Dropout seeds: base seed plus a call counter, so recomputation repeats the masks. */
+interface DropoutCounter {
+  base: number;
+  value: number;
+}
+
+export class Ops {
+  readonly backend: Backend;
+  readonly tape: Tape | undefined;
+  /** Dropout is active only in training. */
+  readonly training: boolean;
+  readonly #dropout: DropoutCounter;
+
+  constructor(backend: Backend, opts: { tape?: Tape; training?: boolean; dropoutSeed?: number } = {}, counter?: DropoutCounter) {
+    this.backend = backend;
+    this.tape = opts.tape;
+    this.training = opts.training ?? opts.tape !== undefined;
+    this.#dropout = counter ?? { base: opts.dropoutSeed ?? 0, value: 0 };
+  }
+
+  #tracks(t: Tensor | undefined): boolean {
+    return this.tape?.tracks(t) ?? false;
+  }
+
+  // x (..., K), w (N, K) f32|bf16, b (N) -> (..., N)
+  linear(x: FTensor, w: Tensor, b?: FTensor): FTensor {
+    const k = w.shape[1] ?? 0;
+    const n = w.shape[0] ?? 0;
+    const y = this.backend.linear(x as Tensor<'f32'>, w, b as Tensor<'f32'> | undefined);
+    this.tape?.record([x, w, b], y, (g) => {
+      const m = g.size / n;
+      const g2 = g.reshape([m, n]);
+      const bf16 = w.dtype === 'bf16';
+      const gIn = bf16 ? this.backend.cast(g2, 'bf16') : g2;
+      const dx = this.#tracks(x) ? this.backend.matmul(gIn, w).reshape(x.shape) : undefined;
+      let dw: FTensor | undefined;
+      if (this.#tracks(w)) {
+        const x2 = x.reshape([m, k]);
+        dw = this.backend.matmul(gIn, bf16 ? this.backend.cast(x2, 'bf16') : x2, { transA: true });
+      }
+      let db: FTensor | undefined;
+      if (b !== undefined && this.#tracks(b)) {
+        db = Tensor.zeros([n], g.dtype);
+        this.backend.sumRowsInto(db, g2, false);
+      }
+      return [dx, dw, db];
+    });
+    return y;
+  }
+
+  // ids (N) i32, table (V, C) -> (N, C)
+  embedding(ids: Tensor<'i32'>, table: Tensor): FTensor {
+    const y = this.backend.embedding(ids, table);
+    this.tape?.record([undefined, table], y, (g) => {
+      const dTable = Tensor.zeros(table.shape, g.dtype);
+      this.backend.embeddingBackward(ids, g, dTable);
+      return [undefined, dTable];
+    });
+    return y;
+  }
+
+  // x (N, C), w (C) -> (N, C)
+  rmsnorm(x: FTensor, w: FTensor, eps: number): FTensor {
+    const y = this.backend.rmsnorm(x as Tensor<'f32'>, w as Tensor<'f32'>, eps);
+    this.tape?.record([x, w], y, (g) => {
+      const dw = this.#tracks(w) ? Tensor.zeros(w.shape, g.dtype) : undefined;
+      const dx = this.backend.rmsnormBackward(x, w, eps, g, dw);
+      return [dx, dw];
+    });
+    return y;
+  }
+
+  // x (B, T, H, D) -> (B, T, H, D)
+  rope(x: FTensor, positions: Int32Array, invFreq: Float32Array): FTensor {
+    const y = this.backend.rope(x as Tensor<'f32'>, positions, invFreq);
+    this.tape?.record([x], y, (g) => [this.backend.ropeBackward(g, positions, invFreq)]);
+    return y;
+  }
+
+  // q (B, T, H, D), k, v (B, S', Hkv, D) -> (B, T, H, D)
+  attention(q: FTensor, k: FTensor, v: FTensor, s: number, scale: number): FTensor {
+    const y = this.backend.attention(q as Tensor<'f32'>, k as Tensor<'f32'>, v as Tensor<'f32'>, s, scale);
+    this.tape?.record([q, k, v], y, (g) => {
+      const { dq, dk, dv } = this.backend.attentionBackward(q, k, v, s, scale, g);
+      return [dq, dk, dv];
+    });
+    return y;
+  }
+
+  // gate, up (N, F) -> (N, F)
+  siluMul(gate: FTensor, up: FTensor): FTensor {
+    const y = this.backend.siluMul(gate as Tensor<'f32'>, up as Tensor<'f32'>);
+    this.tape?.record([gate, up], y, (g) => {
+      const { dGate, dUp } = this.backend.siluMulBackward(gate, up, g);
+      return [dGate, dUp];
+    });
+    return y;
+  }
+
+  add(a: FTensor, b: FTensor): FTensor {
+    const y = this.backend.add(a as Tensor<'f32'>, b as Tensor<'f32'>);
+    this.tape?.record([a, b], y, (g) => [g, g]);
+    return y;
+  }
+
+  /** a + s * b. */
+  addScaled(a: FTensor, b: FTensor, s: number): FTensor {
+    const y = this.backend.addScaled(a, b, s);
+    this.tape?.record([a, b], y, (g) => {
+      if (!this.#tracks(b)) return [g, undefined];
+      const gb = Tensor.zeros(g.shape, g.dtype);
+      this.backend.addScaledInPlace(gb, g, s);
+      return [g, gb];
+    });
+    return y;
+  }
+
+  /** Inverted dropout (identity when not training or p = 0). */
+  dropout(x: FTensor, p: number): FTensor {
+    if (!this.training || p === 0) return x;
+    const seed = (this.#dropout.base + this.#dropout.value++) >>> 0;
+    const y = this.backend.dropout(x, p, seed);
+    this.tape?.record([x], y, (g) => [this.backend.dropout(g, p, seed)]);
+    return y;
+  }
+
+  /** dtype conversion; the gradient passes through unchanged (in f32). */
+  cast(x: Tensor, dtype: 'f32' | 'bf16'): Tensor {
+    const y = this.backend.cast(x, dtype);
+    this.tape?.record([x], y, (g) => [g]);
+    return y;
+  }
+
+  /** A view with another shape; the gradient is reshaped back. */
+  reshape(x: FTensor, shape: Shape): FTensor {
+    const y = x.reshape(shape);
+    this.tape?.record([x], y, (g) => [g.reshape(x.shape)]);
+    return y;
+  }
+
+  /**
+   * Mean cross-entropy of h (N, C) through the output head w (V, C) against labels (N)
+   * (-100 = ignored), computed `chunkRows` rows at a time so at most chunkRows x V logits
+   * exist at once. Gradients are computed during the forward pass (the loss is the end
+   * of the graph) and scaled by the upstream gradient in backward. -> loss (1)
+   */
+  crossEntropy(h: FTensor, w: Tensor, labels: Int32Array, chunkRows = 256): { loss: FTensor; sum: number; count: number } {
+    const [n = 0, c = 0] = h.shape;
+    if (labels.length !== n) throw new ShapeError(`crossEntropy: ${labels.length} labels for ${n} rows of h [${h.shape.join(', ')}]`);
+    let count = 0;
+    for (const l of labels) if (l !== -100) count++;
+    const needH = this.#tracks(h);
+    const needW = this.#tracks(w);
+    const dh = needH ? Tensor.zeros([n, c], h.dtype) : undefined;
+    const dw = needW ? Tensor.zeros(w.shape, h.dtype) : undefined;
+    const bf16 = w.dtype === 'bf16';
+    let sum = 0;
+    for (let r0 = 0; r0 < n && count > 0; r0 += chunkRows) {
+      const r1 = Math.min(n, r0 + chunkRows);
+      sum += scope(() => {
+        const hc = Tensor.zeros([r1 - r0, c], h.dtype);
+        hc.data.set(h.data.subarray(r0 * c, r1 * c));
+        const logits = this.backend.linear(hc as Tensor<'f32'>, w);
+        const losses = this.backend.crossEntropyInPlace(logits, labels.subarray(r0, r1), 1 / count);
+        const gIn = bf16 ? this.backend.cast(logits, 'bf16') : logits;
+        if (dh !== undefined) dh.data.set(this.backend.matmul(gIn, w).data, r0 * c);
+        if (dw !== undefined) this.backend.matmulInto(dw, gIn, bf16 ? this.backend.cast(hc, 'bf16') : hc, { transA: true, accumulate: r0 > 0 });
+        let s = 0;
+        for (const l of losses) s += l;
+        return s;
+      });
+    }
+    const loss = Tensor.from([1], h.dtype, [count > 0 ? sum / count : 0]);
+    this.tape?.record([h, w], loss, (g) => {
+      const up = g.data[0] ?? 1;
+      if (up !== 1) for (const t of [dh, dw]) if (t !== undefined) this.backend.scaleInPlace(t, up);
+      return [dh, dw];
+    });
+    return { loss, sum, count };
+  }
+
+  /**
+   * Activation checkpointing: runs fn(x) without keeping its activations, and in
+   * backward recomputes it under a private tape (same dropout masks) to get dx and the
+   * gradients of the parameters inside, which go straight to the leaf sink.
+   */
+  checkpoint(x: FTensor, fn: (ops: Ops, x: FTensor) => FTensor): FTensor {
+    const tape = this.tape;
+    if (tape === undefined) return fn(this, x);
+    const start = { base: this.#dropout.base, value: this.#dropout.value };
+    // Only y survives the forward pass; everything fn allocated is released here.
+    const y = scope(() => fn(new Ops(this.backend, { training: this.training }, this.#dropout), x));
+    tape.record([x], y, (g, sink: LeafSink) => {
+      const dx = scope(() => {
+        const sub = new Tape();
+        for (const leaf of tape.leaves) sub.watch(leaf);
+        sub.watch(x);
+        const ops = new Ops(this.backend, { tape: sub, training: this.training }, { ...start });
+        let dxAcc: FTensor | undefined;
+        sub.backward(this.backend, fn(ops, x), g, (leaf, gl) => {
+          if (leaf === x) dxAcc = dxAcc === undefined ? gl : this.backend.addScaled(dxAcc, gl, 1);
+          else sink(leaf, gl);
+        });
+        return dxAcc;
+      });
+      return [dx];
+    }, true);
+    return y;
+  }
+}
