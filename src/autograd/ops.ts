@@ -8,6 +8,21 @@ import { scope } from '../tensor/scope.js';
 import { Tensor, type Shape } from '../tensor/tensor.js';
 import { Tape, type LeafSink } from './tape.js';
 
+/** Mean loss (1), and the float64 sum, number of labelled tokens and argmax hits. */
+export interface CrossEntropyResult {
+  loss: FTensor;
+  sum: number;
+  count: number;
+  correct: number;
+}
+
+export interface OpsOptions {
+  tape?: Tape;
+  training?: boolean;
+  dropoutSeed?: number;
+  matmulDtype?: 'f32' | 'bf16';
+}
+
 /** Dropout seeds: base seed plus a call counter, so recomputation repeats the masks. */
 interface DropoutCounter {
   base: number;
@@ -19,13 +34,21 @@ export class Ops {
   readonly tape: Tape | undefined;
   /** Dropout is active only in training. */
   readonly training: boolean;
+  /** 'bf16': f32 weights are rounded to bf16 for matmuls (autocast; f32 master weights). */
+  readonly matmulDtype: 'f32' | 'bf16';
   readonly #dropout: DropoutCounter;
 
-  constructor(backend: Backend, opts: { tape?: Tape; training?: boolean; dropoutSeed?: number } = {}, counter?: DropoutCounter) {
+  constructor(backend: Backend, opts: OpsOptions = {}, counter?: DropoutCounter) {
     this.backend = backend;
     this.tape = opts.tape;
     this.training = opts.training ?? opts.tape !== undefined;
+    this.matmulDtype = opts.matmulDtype ?? 'f32';
     this.#dropout = counter ?? { base: opts.dropoutSeed ?? 0, value: 0 };
+  }
+
+  /** Options for an Ops sharing this one's backend, mode and precision. */
+  #with(tape: Tape | undefined): OpsOptions {
+    return tape === undefined ? { training: this.training, matmulDtype: this.matmulDtype } : { tape, training: this.training, matmulDtype: this.matmulDtype };
   }
 
   #tracks(t: Tensor | undefined): boolean {
@@ -33,7 +56,8 @@ export class Ops {
   }
 
   // x (..., K), w (N, K) f32|bf16, b (N) -> (..., N)
-  linear(x: FTensor, w: Tensor, b?: FTensor): FTensor {
+  linear(x: FTensor, wIn: Tensor, b?: FTensor): FTensor {
+    const w = this.matmulDtype === 'bf16' && wIn.dtype === 'f32' ? this.cast(wIn, 'bf16') : wIn;
     const k = w.shape[1] ?? 0;
     const n = w.shape[0] ?? 0;
     const y = this.backend.linear(x as Tensor<'f32'>, w, b as Tensor<'f32'> | undefined);
@@ -154,7 +178,8 @@ export class Ops {
    * exist at once. Gradients are computed during the forward pass (the loss is the end
    * of the graph) and scaled by the upstream gradient in backward. -> loss (1)
    */
-  crossEntropy(h: FTensor, w: Tensor, labels: Int32Array, chunkRows = 256): { loss: FTensor; sum: number; count: number } {
+  crossEntropy(h: FTensor, wIn: Tensor, labels: Int32Array, chunkRows = 256): CrossEntropyResult {
+    const w = this.matmulDtype === 'bf16' && wIn.dtype === 'f32' ? this.cast(wIn, 'bf16') : wIn;
     const [n = 0, c = 0] = h.shape;
     if (labels.length !== n) throw new ShapeError(`crossEntropy: ${labels.length} labels for ${n} rows of h [${h.shape.join(', ')}]`);
     let count = 0;
@@ -165,12 +190,15 @@ export class Ops {
     const dw = needW ? Tensor.zeros(w.shape, h.dtype) : undefined;
     const bf16 = w.dtype === 'bf16';
     let sum = 0;
+    let correct = 0;
     for (let r0 = 0; r0 < n && count > 0; r0 += chunkRows) {
       const r1 = Math.min(n, r0 + chunkRows);
       sum += scope(() => {
         const hc = Tensor.zeros([r1 - r0, c], h.dtype);
         hc.data.set(h.data.subarray(r0 * c, r1 * c));
         const logits = this.backend.linear(hc as Tensor<'f32'>, w);
+        const predicted = this.backend.argmax(logits);
+        predicted.forEach((id, i) => (correct += id === labels[r0 + i] ? 1 : 0));
         const losses = this.backend.crossEntropyInPlace(logits, labels.subarray(r0, r1), 1 / count);
         const gIn = bf16 ? this.backend.cast(logits, 'bf16') : logits;
         if (dh !== undefined) dh.data.set(this.backend.matmul(gIn, w).data, r0 * c);
@@ -186,7 +214,7 @@ export class Ops {
       if (up !== 1) for (const t of [dh, dw]) if (t !== undefined) this.backend.scaleInPlace(t, up);
       return [dh, dw];
     });
-    return { loss, sum, count };
+    return { loss, sum, count, correct };
   }
 
   /**
@@ -199,13 +227,13 @@ export class Ops {
     if (tape === undefined) return fn(this, x);
     const start = { base: this.#dropout.base, value: this.#dropout.value };
     // Only y survives the forward pass; everything fn allocated is released here.
-    const y = scope(() => fn(new Ops(this.backend, { training: this.training }, this.#dropout), x));
+    const y = scope(() => fn(new Ops(this.backend, this.#with(undefined), this.#dropout), x));
     tape.record([x], y, (g, sink: LeafSink) => {
       const dx = scope(() => {
         const sub = new Tape();
         for (const leaf of tape.leaves) sub.watch(leaf);
         sub.watch(x);
-        const ops = new Ops(this.backend, { tape: sub, training: this.training }, { ...start });
+        const ops = new Ops(this.backend, this.#with(sub), { ...start });
         let dxAcc: FTensor | undefined;
         sub.backward(this.backend, fn(ops, x), g, (leaf, gl) => {
           if (leaf === x) dxAcc = dxAcc === undefined ? gl : this.backend.addScaled(dxAcc, gl, 1);

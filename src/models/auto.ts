@@ -67,6 +67,7 @@ export const AutoModelForCausalLM = {
     try {
       const model = family.create(config, source, backend);
       model.generationConfig = readGenerationConfig(dir);
+      model.nameOrPath = dir;
       return model;
     } finally {
       close();

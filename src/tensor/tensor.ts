@@ -98,6 +98,29 @@ export class Tensor<D extends DType = DType> {
     return new Tensor(shape.slice(), this.dtype, this.#category, this.data, undefined);
   }
 
+  /**
+   * Moves this tensor's values into `flat` at element `offset` and makes this tensor a
+   * view of that region, freeing its own storage. Every holder of this Tensor object
+   * (module fields, tapes) keeps working; the values now live in one flat buffer, so
+   * zero-grad is one fill and AdamW one pass (llm.c style).
+   */
+  adoptStorage(flat: Tensor<D>, offset: number): void {
+    if (flat.dtype !== this.dtype) throw new ShapeError(`adoptStorage: ${this.dtype} tensor into a ${flat.dtype} buffer`);
+    if (offset < 0 || offset + this.size > flat.size) throw new ShapeError(`adoptStorage: ${this.size} elements at ${offset} overflow a buffer of ${flat.size}`);
+    const view = flat.data.subarray(offset, offset + this.size) as ArrayOf[D];
+    const src = this.data;
+    new Uint8Array(view.buffer, view.byteOffset, view.byteLength).set(new Uint8Array(src.buffer, src.byteOffset, src.byteLength));
+    this.release();
+    this.#data = view;
+  }
+
+  /** A tensor viewing `size` elements of `flat` from `offset` (shares its storage). */
+  static view<D extends DType>(flat: Tensor<D>, offset: number, shape: Shape): Tensor<D> {
+    const n = numel(shape);
+    if (offset < 0 || offset + n > flat.size) throw new ShapeError(`view of ${n} elements at ${offset} overflows a buffer of ${flat.size}`);
+    return new Tensor(shape.slice(), flat.dtype, flat.category, flat.data.subarray(offset, offset + n) as ArrayOf[D], undefined);
+  }
+
   /** Frees the storage now. Views made by reshape() share it and must not outlive it. */
   release(): void {
     if (this.#data === undefined) return;

@@ -1,13 +1,14 @@
 // Llama-family decoder (Llama 1/2/3, Mistral, Qwen2, SmolLM): HF LlamaForCausalLM with
 // module fields named as in the checkpoint, so parameter paths equal safetensors keys.
 import type { Backend, FTensor } from '../../backend/backend.js';
-import { Ops } from '../../autograd/ops.js';
+import { Ops, type CrossEntropyResult } from '../../autograd/ops.js';
 import { ShapeError } from '../../errors.js';
 import { Embedding, Linear, RMSNorm } from '../../nn/layers.js';
 import { Module } from '../../nn/module.js';
 import { Tensor } from '../../tensor/tensor.js';
 import { ropeInvFreq, type LlamaConfig } from './config.js';
 import { KvCache } from './kv-cache.js';
+import { saveModel } from '../save.js';
 import { generate, type GenerateOptions, type GenerationDefaults } from '../../generate/generate.js';
 
 /** Supplies the parameter stored under an HF name, with the shape the config implies. */
@@ -120,6 +121,8 @@ export class LlamaForCausalLM extends Module {
   backend: Backend;
   /** generation_config.json values, when the checkpoint has one. */
   generationConfig: GenerationDefaults = {};
+  /** The directory (or hub name) the model was loaded from; '' when built in memory. */
+  nameOrPath = '';
   model: LlamaModel;
   /** Absent when tie_word_embeddings: the embedding matrix is the output head. */
   lm_head: Linear | undefined;
@@ -181,12 +184,22 @@ export class LlamaForCausalLM extends Module {
    * Training/eval loss: mean next-token cross-entropy of ids (B*T) against labels (B*T)
    * (-100 = no loss), shifted inside as Transformers does (logits at t predict t + 1).
    */
-  loss(ops: Ops, ids: Int32Array, labels: Int32Array, batch: number, opts: { checkpoint?: boolean } = {}): { loss: FTensor; sum: number; count: number } {
+  loss(ops: Ops, ids: Int32Array, labels: Int32Array, batch: number, opts: { checkpoint?: boolean } = {}): CrossEntropyResult {
     const t = ids.length / batch;
     const shifted = new Int32Array(ids.length).fill(-100);
     for (let b = 0; b < batch; b++) shifted.set(labels.subarray(b * t + 1, (b + 1) * t), b * t);
     const h = this.hidden(ops, ids, batch, opts);
     return ops.crossEntropy(h, this.headWeight, shifted);
+  }
+
+  /** Full fine-tuning trains every parameter. */
+  trainableParameters(): Array<[string, Tensor]> {
+    return this.namedParameters();
+  }
+
+  /** Writes config.json, model.safetensors (sharded past 5 GB) and generation_config.json. */
+  savePretrained(dir: string): void {
+    saveModel(this, dir);
   }
 
   /** A KV cache sized for this model. */
