@@ -1,14 +1,15 @@
 // GEMM benchmark: GFLOP/s per ISA for f32 and bf16 at 2048^3 and at the LLM shapes of a
 // 768-wide model over 2048 tokens: forward x W^T (NT), and the backward products
 // dX = dY W (NN) and dW = dY^T X (TN). Median of REPS timed runs after a warm-up, on
-// THREADS threads. Run: node dist/bench/gemm.js [--isa avx512] [--reps 7]
+// THREADS threads. Run: node dist/bench/gemm.js [--isa avx512] [--reps 7] [--threads 2] [--decode [--m 1]]
+// --decode measures instead the one-token products of generation, y (1,N) = x (1,K) W(N,K)^T
+// (M=1 NT, and --m M for a few tokens), reporting GB/s of weight traffic next to GFLOP/s.
 // (bench/openblas_gemm.py measures numpy/OpenBLAS on the same shapes; bench/RESULTS.md.)
 import { Tensor } from '../src/tensor/tensor.js';
 import { scope } from '../src/tensor/scope.js';
 import { activeIsa, native, setIsa, supportedIsas, type Isa } from '../src/backend/native/addon.js';
 import { gemmInto, type GemmSpec } from '../src/backend/native/gemm.js';
 
-const THREADS = 2;
 
 interface Shape {
   name: string;
@@ -27,6 +28,12 @@ function shapes(): Shape[] {
   return out;
 }
 
+/** Decode shapes (K -> N) of 768-wide and 4096-wide (7B) models; M tokens. */
+function decodeShapes(M: number): Shape[] {
+  const layers = [[768, 768], [2048, 768], [768, 2048], [4096, 4096], [4096, 11008]] as const;
+  return layers.map(([K, N]) => ({ name: `decode M=${M} ${K}->${N} NT`, spec: { M, N, K, transB: true } }));
+}
+
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(name);
   return i >= 0 ? process.argv[i + 1] : undefined;
@@ -37,7 +44,7 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)] ?? NaN;
 }
 
-/** Median GFLOP/s of `reps` runs of one product. */
+/** Median seconds of `reps` runs of one product. */
 function measure(spec: GemmSpec, dtype: 'f32' | 'bf16', reps: number): number {
   return scope(() => {
     const { M, N, K } = spec;
@@ -56,24 +63,52 @@ function measure(spec: GemmSpec, dtype: 'f32' | 'bf16', reps: number): number {
       gemmInto(c, a, b, spec);
       times.push(Number(process.hrtime.bigint() - t0) / 1e9);
     }
-    return (2 * M * N * K) / median(times) / 1e9;
+    return median(times);
   });
+}
+
+const gflops = (s: GemmSpec, secs: number): number => (2 * s.M * s.N * s.K) / secs / 1e9;
+
+/** Decode table: weight GB/s (N*K*bytes / time) and GFLOP/s, f32 and bf16 W. */
+function decode(isas: Isa[], reps: number): void {
+  const M = Number(arg('--m') ?? 1);
+  process.stdout.write(`${'shape'.padEnd(30)}${'isa'.padEnd(8)}${'f32 GB/s'.padStart(10)}${'GF/s'.padStart(8)}${'us'.padStart(9)}${'bf16 GB/s'.padStart(11)}${'GF/s'.padStart(8)}${'us'.padStart(9)}\n`);
+  for (const s of decodeShapes(M)) {
+    for (const isa of isas) {
+      setIsa(isa);
+      const t32 = measure(s.spec, 'f32', reps), t16 = measure(s.spec, 'bf16', reps);
+      const w = s.spec.N * s.spec.K;
+      const cols = [(4 * w) / t32 / 1e9, gflops(s.spec, t32), t32 * 1e6, (2 * w) / t16 / 1e9, gflops(s.spec, t16), t16 * 1e6];
+      const widths = [10, 8, 9, 11, 8, 9];
+      process.stdout.write(`${s.name.padEnd(30)}${isa.padEnd(8)}${cols.map((v, i) => v.toFixed(1).padStart(widths[i] ?? 8)).join('')}\n`);
+    }
+  }
 }
 
 function main(): void {
   const reps = Number(arg('--reps') ?? 7);
   const only = arg('--isa');
   const isas = supportedIsas().filter((i): i is Isa => i !== 'scalar' && (only === undefined || i === only));
+  const THREADS = Number(arg('--threads') ?? 2);
   const before = activeIsa(), threads = native().threads();
   native().setThreads(THREADS);
   const f = native().cpuFeatures();
   process.stdout.write(`gemm benchmark: ${THREADS} threads, median of ${reps}, avx512bf16=${f.avx512bf16} (scalar reference skipped: too slow at these sizes)\n`);
+  if (process.argv.includes('--decode')) {
+    try {
+      decode(isas, reps);
+    } finally {
+      setIsa(before);
+      native().setThreads(threads);
+    }
+    return;
+  }
   process.stdout.write(`${'shape'.padEnd(30)}${'isa'.padEnd(8)}${'f32 GF/s'.padStart(10)}${'bf16 GF/s'.padStart(11)}${'bf16/f32'.padStart(10)}\n`);
   try {
     for (const s of shapes()) {
       for (const isa of isas) {
         setIsa(isa);
-        const g32 = measure(s.spec, 'f32', reps), g16 = measure(s.spec, 'bf16', reps);
+        const g32 = gflops(s.spec, measure(s.spec, 'f32', reps)), g16 = gflops(s.spec, measure(s.spec, 'bf16', reps));
         process.stdout.write(`${s.name.padEnd(30)}${isa.padEnd(8)}${g32.toFixed(1).padStart(10)}${g16.toFixed(1).padStart(11)}${(g16 / g32).toFixed(2).padStart(10)}\n`);
       }
     }

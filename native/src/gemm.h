@@ -96,3 +96,28 @@ extern const gemm_kernel gemm_kernel_bf16_avx512;  // vdpbf16ps; needs ft_cpu_ha
 // cannot be allocated.
 ft_status gemm_blocked(const gemm_kernel& k, gemm_src src, const void* a, const void* b, const float* bias, float* c,
                        int64_t M, int64_t N, int64_t K, bool transA, bool transB, bool accumulate);
+
+// ---- the small-M path (gemv_driver.cc): y (M,N) [+]= x (M,K) W(N,K)^T [+ bias], no packing.
+//
+// A tile kernel dots mb <= kernel.mb rows of x with nr <= GEMV_ROWS rows of W over all of
+// K, each sum in one fixed lane order: x (mb,K), w (nr,K) (both row stride K) ->
+// out (mb,GEMV_ROWS), row m at out[m*GEMV_ROWS]; columns nr.. are left unspecified.
+constexpr int GEMV_ROWS = 4;    // rows of W per tile: 4 streams, each read once
+constexpr int GEMV_MAX_MB = 4;  // rows of x per tile, at most
+typedef void (*gemv_tile_fn)(int64_t K, const void* x, int mb, const void* w, int nr, float* out);
+
+struct gemv_kernel {
+  gemv_tile_fn tile;
+  int32_t mb;          // rows of x per tile (<= GEMV_MAX_MB)
+  int32_t elem_bytes;  // 4: f32 x and W, 2: bf16 x and W
+};
+
+extern const gemv_kernel gemv_kernel_f32_ref, gemv_kernel_bf16_ref;    // gemv_ref.cc
+extern const gemv_kernel gemv_kernel_f32_avx2, gemv_kernel_bf16_avx2;  // gemv_avx2.cc (bf16 widened to f32)
+extern const gemv_kernel gemv_kernel_f32_avx512;                       // gemv_avx512.cc
+extern const gemv_kernel gemv_kernel_bf16_avx512;                      // vdpbf16ps; needs ft_cpu_has_avx512bf16()
+
+// Threads split N into GEMV_ROWS-row groups (static schedule); M runs in kernel.mb blocks.
+// x (M,K), w (N,K), bias (N)|null -> y (M,N). Dims are already checked.
+ft_status gemv_rows(const gemv_kernel& g, const void* x, const void* w, const float* bias, float* y, int64_t M,
+                    int64_t N, int64_t K, bool accumulate);

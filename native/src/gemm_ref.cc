@@ -1,11 +1,24 @@
 // GEMM dispatchers and scalar references. The dispatchers check every buffer size against
-// the dims before touching memory, then run the active ISA's variant: the blocked driver
-// with the AVX-512 or AVX2 micro-kernel, or the scalar reference. bf16 products use
+// the dims before touching memory, then run the active ISA's variant: for the linear-layer
+// orientation with few rows of x the unpacked GEMV path (gemv_driver.cc), otherwise the
+// blocked driver with the AVX-512 or AVX2 micro-kernel, or the scalar reference. bf16 products use
 // vdpbf16ps where the CPU has avx512_bf16 and otherwise widen to f32 while packing
 // (a product of two bf16 values is exact in f32, so both paths compute the same products).
 #include "gemm.h"
 
 namespace {
+
+// Small-M cut-over: up to this many rows of x the linear-layer orientation (transB) runs
+// the unpacked GEMV path (gemv_driver.cc). Measured on Zen 5 (bench/RESULTS.md): the GEMV
+// path beats the blocked driver, whose B packing is paid for only M rows, by 2-10x up to
+// M = 32 and still at M = 64 on every decode shape, f32 and bf16, AVX-512 and AVX2.
+constexpr int64_t GEMV_MAX_M = 32;
+
+// The small-M path applies to y (M,N) = x (M,K) W(N,K)^T with x row-major (transA with
+// M = 1 is the same layout).
+bool use_gemv(int64_t M, bool transA, bool transB) {
+  return transB && (!transA || M == 1) && M <= GEMV_MAX_M;
+}
 
 // Checks dims and sizes: a (M,K), b (K,N), bias (N) if given, c (M,N).
 ft_status check_dims(size_t na, size_t nb, const float* bias, size_t nbias, size_t nc, int64_t M, int64_t N,
@@ -62,6 +75,12 @@ ft_status gemm_f32(const float* a, size_t na, const float* b, size_t nb, const f
                    float* c, size_t nc, int64_t M, int64_t N, int64_t K, bool transA, bool transB, bool accumulate) {
   ft_status s = check_dims(na, nb, bias, nbias, nc, M, N, K);
   if (s != FT_OK) return s;
+  if (use_gemv(M, transA, transB)) {
+    const ft_isa isa = ft_active_isa();
+    const gemv_kernel& g = isa == FT_ISA_AVX512 ? gemv_kernel_f32_avx512
+                           : isa == FT_ISA_AVX2 ? gemv_kernel_f32_avx2 : gemv_kernel_f32_ref;
+    return gemv_rows(g, a, b, bias, c, M, N, K, accumulate);
+  }
   switch (ft_active_isa()) {
     case FT_ISA_AVX512:
       return gemm_blocked(gemm_kernel_f32_avx512, GEMM_SRC_F32, a, b, bias, c, M, N, K, transA, transB, accumulate);
@@ -77,6 +96,12 @@ ft_status gemm_bf16(const uint16_t* a, size_t na, const uint16_t* b, size_t nb, 
                     float* c, size_t nc, int64_t M, int64_t N, int64_t K, bool transA, bool transB, bool accumulate) {
   ft_status s = check_dims(na, nb, bias, nbias, nc, M, N, K);
   if (s != FT_OK) return s;
+  if (use_gemv(M, transA, transB)) {  // AVX-512 without avx512_bf16 widens like AVX2
+    const ft_isa isa = ft_active_isa();
+    const gemv_kernel& g = isa == FT_ISA_AVX512 && ft_cpu_has_avx512bf16() ? gemv_kernel_bf16_avx512
+                           : isa != FT_ISA_SCALAR ? gemv_kernel_bf16_avx2 : gemv_kernel_bf16_ref;
+    return gemv_rows(g, a, b, bias, c, M, N, K, accumulate);
+  }
   switch (ft_active_isa()) {
     case FT_ISA_AVX512: {
       const gemm_kernel& k = ft_cpu_has_avx512bf16() ? gemm_kernel_bf16_avx512 : gemm_kernel_f32_avx512;

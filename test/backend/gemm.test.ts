@@ -1,6 +1,6 @@
 // GEMM family: native kernels (every ISA this CPU runs) against the pure-TS reference for
 // every orientation, accumulate and bias, odd sizes and sizes past the cache blocks; exact
-// casts; size checks; determinism (repeat and thread count).
+// casts; size checks; determinism (repeat and thread count); the small-M (decode) path.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Tensor } from '../../src/tensor/tensor.js';
@@ -102,6 +102,77 @@ for (const dtype of ['f32', 'bf16'] as const) {
     }
   });
 }
+
+// Small-M (decode) path: y (M,N) [+]= x (M,K) W(N,K)^T for M <= 32 runs unpacked GEMV tiles
+// (4 rows of W, up to 4 rows of x, 16 or 32 lanes of K). M crosses the x-row blocks (4 on
+// AVX-512, 2 on AVX2) and the cut-over (32); N leaves 1-3 rows in the last W group; K
+// covers below one vector, the 8/16/32-lane tails and many steps.
+const SMALL_M = [1, 2, 3, 5, 8, 9, 32, 33];
+const SMALL_NK: [number, number][] = [[1, 1], [7, 3], [37, 45], [5, 33], [130, 17], [3, 1100]];
+
+for (const dtype of ['f32', 'bf16'] as const) {
+  test(`gemm ${dtype} small M (x W^T): native matches ref for every ISA, accumulate and bias`, () => {
+    const rng = new Rng(dtype === 'f32' ? 6 : 7);
+    const rel = dtype === 'f32' ? F32_REL : BF16_REL;
+    for (const M of SMALL_M) {
+      for (const [N, K] of SMALL_NK) {
+        // transA with M = 1 has the same layout, so it takes the small-M path too.
+        for (const transA of M === 1 ? [false, true] : [false]) {
+          scope(() => {
+            const [sa, sb] = shapes(M, N, K, transA, true);
+            const a = randomTensor(rng, sa, dtype), b = randomTensor(rng, sb, dtype);
+            const c0 = Tensor.from([M, N], 'f32', rng.normals(M * N));
+            const bias = Tensor.from([N], 'f32', rng.normals(N));
+            for (const [accumulate, withBias] of [[false, false], [false, true], [true, false], [true, true]] as const) {
+              const spec: GemmSpec = { M, N, K, transA, transB: true, accumulate };
+              if (withBias) spec.bias = bias;
+              const want = Tensor.from([M, N], 'f32', c0.data);
+              refGemmInto(want, a, b, spec);
+              const bound = Tensor.from([M, N], 'f32', c0.data.map(Math.abs));
+              refGemmInto(bound, abs(a), abs(b), { ...spec, bias: withBias ? abs(bias) : undefined });
+              eachIsa((isa) => {
+                const got = Tensor.from([M, N], 'f32', c0.data);
+                gemmInto(got, a, b, spec);
+                const what = `${isa} ${dtype} M=${M} N=${N} K=${K} transA=${transA} accumulate=${accumulate} bias=${withBias}`;
+                assertClose(got.data, want.data, bound.data, rel, what);
+              });
+            }
+          });
+        }
+      }
+    }
+  });
+}
+
+test('small-M path is deterministic: bit-identical on repeat and for 1 or 2 threads', () => {
+  const rng = new Rng(8);
+  const threads = native().threads();
+  // N * K * M well past the size where the row groups go parallel; N odd.
+  for (const dtype of ['f32', 'bf16'] as const) {
+    for (const M of [1, 5]) {
+      scope(() => {
+        const N = 301, K = 515;
+        const x = randomTensor(rng, [M, K], dtype), w = randomTensor(rng, [N, K], dtype);
+        const bias = Tensor.from([N], 'f32', rng.normals(N)), c0 = rng.normals(M * N);
+        eachIsa((isa) => {
+          const run = (t: number): Float32Array => {
+            native().setThreads(t);
+            const c = Tensor.from([M, N], 'f32', c0);
+            gemmInto(c, x, w, { M, N, K, transB: true, accumulate: true, bias });
+            return c.data;
+          };
+          try {
+            const first = run(2);
+            assert.deepEqual(run(2), first, `${isa} ${dtype} M=${M} repeat`);
+            assert.deepEqual(run(1), first, `${isa} ${dtype} M=${M} 1 thread`);
+          } finally {
+            native().setThreads(threads);
+          }
+        });
+      });
+    }
+  }
+});
 
 test('matmul and linear: native matches ref, f32 and bf16 weights, with and without bias', () => {
   const rng = new Rng(3);

@@ -1,0 +1,49 @@
+// Small-M (decode) products in the linear-layer orientation: y (M,N) [+]= x (M,K) W(N,K)^T
+// [+ bias] for M <= a few rows, without packing. The blocked driver (gemm_driver.cc) packs
+// a panel of W on every call, which for one token costs as much as the product; here each
+// W row is read once, straight from memory, and dotted with the M rows of x (L1/L2
+// resident), so the product runs at memory bandwidth.
+//
+// Threads take whole groups of GEMV_ROWS rows of W under a static schedule and never
+// split K, so each y element is one tile's dot product, whatever the thread count.
+// Compiled without ISA flags: the arithmetic is in the tile kernels (gemv_*.cc).
+#include <omp.h>
+#include "gemm.h"
+
+namespace {
+
+// Below this many multiply-adds one thread finishes before a team would start (~5 us).
+constexpr int64_t PARALLEL_MIN_WORK = (int64_t)1 << 17;
+
+// y = (accumulate ? y : 0) [+ bias] + s, in the blocked driver's order (bias into C
+// first, then the product added) so both paths round alike.
+inline float finish(float y, float s, const float* bias, int64_t j, bool accumulate) {
+  if (!bias && !accumulate) return s;
+  float base = accumulate ? y : 0.0f;
+  if (bias) base += bias[j];
+  return base + s;
+}
+
+}  // namespace
+
+ft_status gemv_rows(const gemv_kernel& g, const void* x, const void* w, const float* bias, float* y, int64_t M,
+                    int64_t N, int64_t K, bool accumulate) {
+  if (M == 0 || N == 0) return FT_OK;
+  const int64_t groups = (N + GEMV_ROWS - 1) / GEMV_ROWS, es = g.elem_bytes;
+  const char* xb = (const char*)x;
+  const char* wb = (const char*)w;
+#pragma omp parallel for schedule(static) if (M * N * K >= PARALLEL_MIN_WORK)
+  for (int64_t grp = 0; grp < groups; grp++) {
+    const int64_t j0 = grp * GEMV_ROWS, nr = N - j0 < GEMV_ROWS ? N - j0 : GEMV_ROWS;
+    float out[GEMV_MAX_MB * GEMV_ROWS];
+    for (int64_t m0 = 0; m0 < M; m0 += g.mb) {
+      const int64_t mb = M - m0 < g.mb ? M - m0 : g.mb;
+      g.tile(K, xb + m0 * K * es, (int)mb, wb + j0 * K * es, (int)nr, out);
+      for (int64_t m = 0; m < mb; m++) {
+        float* row = y + (m0 + m) * N;
+        for (int64_t r = 0; r < nr; r++) row[j0 + r] = finish(row[j0 + r], out[m * GEMV_ROWS + r], bias, j0 + r, accumulate);
+      }
+    }
+  }
+  return FT_OK;
+}
