@@ -1,0 +1,249 @@
+// Trainer: the Transformers training loop for ftune models. Full fine-tuning and LoRA
+// differ only in which parameters the model calls trainable; the loop, gradient
+// accumulation (token-weighted), clipping, schedules, evaluation, checkpoints with
+// exact resume, early stopping and best-model loading are shared.
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Backend } from '../backend/backend.js';
+import { Ops, type CrossEntropyResult } from '../autograd/ops.js';
+import { Tape } from '../autograd/tape.js';
+import { DataLoader, type Batch, type Example } from '../data/index.js';
+import { ConfigError } from '../errors.js';
+import { scope } from '../tensor/scope.js';
+import { Tensor } from '../tensor/tensor.js';
+import { resolveTrainingArguments, type TrainingArguments } from './args.js';
+import type { TrainerCallback, TrainerControl } from './callbacks.js';
+import { listCheckpoints, loadCheckpoint, resolveResume, rotateCheckpoints, saveCheckpoint, type RunTotals } from './checkpoint.js';
+import { Optimizer } from './optim.js';
+import { FlatParams } from './params.js';
+import { lrMultiplier, warmupSteps, type ScheduleSpec } from './schedule.js';
+import { newTrainerState, type TrainerState } from './state.js';
+
+/** What the Trainer needs of a model: LlamaForCausalLM (full) and PeftModel (LoRA). */
+export interface TrainableModel {
+  backend: Backend;
+  loss(ops: Ops, ids: Int32Array, labels: Int32Array, batch: number, opts: { checkpoint?: boolean }): CrossEntropyResult;
+  trainableParameters(): Array<[string, Tensor]>;
+  savePretrained(dir: string): void;
+}
+
+export interface TrainerOptions {
+  model: TrainableModel;
+  args: Partial<TrainingArguments> & { outputDir: string };
+  trainDataset: Example[];
+  evalDataset?: Example[];
+  /** Pad id for batches (default 0); the CLI passes the tokenizer's. */
+  padTokenId?: number;
+  callbacks?: TrainerCallback[];
+}
+
+export interface TrainOutput {
+  globalStep: number;
+  trainingLoss: number;
+  metrics: Record<string, number>;
+}
+
+const round4 = (x: number): number => Math.round(x * 1e4) / 1e4;
+
+/** Seed of the dropout masks of one micro-batch: a pure function of (seed, step, micro). */
+function dropoutSeed(seed: number, step: number, micro: number): number {
+  let h = Math.imul(seed ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(step + 1, 0xc2b2ae35) ^ Math.imul(micro + 1, 0x27d4eb2f);
+  h ^= h >>> 15;
+  return Math.imul(h, 0x2c1b3c6d) >>> 0;
+}
+
+export class Trainer {
+  readonly model: TrainableModel;
+  readonly args: TrainingArguments;
+  readonly trainDataset: Example[];
+  readonly evalDataset: Example[] | undefined;
+  readonly callbacks: TrainerCallback[];
+  readonly padTokenId: number;
+  state: TrainerState;
+  #params: FlatParams | undefined;
+
+  constructor(opts: TrainerOptions) {
+    this.model = opts.model;
+    this.args = resolveTrainingArguments(opts.args);
+    this.trainDataset = opts.trainDataset;
+    this.evalDataset = opts.evalDataset;
+    this.callbacks = opts.callbacks ?? [];
+    this.padTokenId = opts.padTokenId ?? 0;
+    if (this.trainDataset.length === 0) throw new ConfigError('Trainer: the training dataset is empty', 'check the data file and --max-length');
+    if (this.args.evalStrategy !== 'no' && (this.evalDataset === undefined || this.evalDataset.length === 0)) {
+      throw new ConfigError(`Trainer: evalStrategy is "${this.args.evalStrategy}" but there is no evaluation dataset`, 'pass evalDataset (--eval-data or --val-split) or set evalStrategy "no"');
+    }
+    this.state = this.#freshState(0, 0);
+  }
+
+  #freshState(maxSteps: number, epochs: number): TrainerState {
+    const a = this.args;
+    return newTrainerState({
+      maxSteps, numTrainEpochs: epochs, metricName: a.metricForBestModel.startsWith('eval_') ? a.metricForBestModel : `eval_${a.metricForBestModel}`,
+      greaterIsBetter: a.greaterIsBetter, loggingSteps: a.loggingSteps, evalSteps: a.evalSteps ?? a.loggingSteps, saveSteps: a.saveSteps,
+      trainBatchSize: a.perDeviceTrainBatchSize,
+    });
+  }
+
+  #ops(tape: Tape | undefined, dropout: number): Ops {
+    const matmulDtype = this.args.bf16 ? 'bf16' : 'f32';
+    return tape === undefined ? new Ops(this.model.backend, { training: false, matmulDtype }) : new Ops(this.model.backend, { tape, training: true, dropoutSeed: dropout, matmulDtype });
+  }
+
+  /** Trains; returns the final step, the mean training loss and the final metrics. */
+  train(): TrainOutput {
+    const a = this.args;
+    const backend = this.model.backend;
+    const loader = new DataLoader(this.trainDataset, { batchSize: a.perDeviceTrainBatchSize, shuffle: true, seed: a.seed, padId: this.padTokenId });
+    const stepsPerEpoch = Math.max(1, Math.floor(loader.length / a.gradientAccumulationSteps));
+    const totalSteps = a.maxSteps > 0 ? a.maxSteps : Math.ceil(a.numTrainEpochs * stepsPerEpoch);
+    const epochs = a.maxSteps > 0 ? Math.ceil(a.maxSteps / stepsPerEpoch) : a.numTrainEpochs;
+    const schedule: ScheduleSpec = { type: a.lrSchedulerType, warmupSteps: warmupSteps(a.warmupSteps, a.warmupRatio, totalSteps), totalSteps, minLrRate: a.minLrRate };
+    this.#params ??= new FlatParams(this.model.trainableParameters());
+    const optimizer = new Optimizer(this.#params, { name: a.optim, beta1: a.adamBeta1, beta2: a.adamBeta2, eps: a.adamEpsilon, weightDecay: a.weightDecay });
+    let totals: RunTotals = { lossSinceLog: 0, stepsSinceLog: 0, lossTotal: 0, stepsTotal: 0 };
+    this.state = this.#freshState(totalSteps, epochs);
+    if (a.resumeFromCheckpoint !== undefined) {
+      const restored = loadCheckpoint(resolveResume(a.resumeFromCheckpoint, a.outputDir), optimizer);
+      this.state = { ...restored.state, maxSteps: totalSteps, numTrainEpochs: epochs };
+      totals = restored.totals;
+    }
+    const control: TrainerControl = { shouldTrainingStop: false };
+    for (const cb of this.callbacks) cb.onTrainBegin?.(this.state, control);
+    mkdirSync(a.outputDir, { recursive: true });
+    const started = performance.now();
+    const startStep = this.state.globalStep;
+    let batches: Batch[] = [];
+    let batchesEpoch = -1;
+    let tokensSeen = 0;
+    while (this.state.globalStep < totalSteps && !control.shouldTrainingStop) {
+      const step = this.state.globalStep;
+      const epoch = Math.floor(step / stepsPerEpoch);
+      if (epoch !== batchesEpoch) {
+        batches = loader.epoch(epoch);
+        batchesEpoch = epoch;
+      }
+      const within = step % stepsPerEpoch;
+      const micro = batches.slice(within * a.gradientAccumulationSteps, (within + 1) * a.gradientAccumulationSteps);
+      const t0 = performance.now();
+      const { loss, gradNorm, tokens } = this.#step(micro, step);
+      const lr = a.learningRate * lrMultiplier(schedule, step);
+      const clip = a.maxGradNorm > 0 && gradNorm > a.maxGradNorm ? a.maxGradNorm / (gradNorm + 1e-6) : 1;
+      optimizer.update(backend, lr, clip);
+      this.state.globalStep = step + 1;
+      this.state.epoch = this.state.globalStep / stepsPerEpoch;
+      this.state.numInputTokensSeen += tokens;
+      tokensSeen += tokens;
+      totals = { lossSinceLog: totals.lossSinceLog + loss, stepsSinceLog: totals.stepsSinceLog + 1, lossTotal: totals.lossTotal + loss, stepsTotal: totals.stepsTotal + 1 };
+      for (const cb of this.callbacks) cb.onStepEnd?.(this.state, control, { loss, learningRate: lr, gradNorm, tokens, seconds: (performance.now() - t0) / 1000, totalSteps });
+      const gs = this.state.globalStep;
+      if (gs % a.loggingSteps === 0 || gs === totalSteps) {
+        this.#log({ loss: round4(totals.lossSinceLog / totals.stepsSinceLog), grad_norm: gradNorm, learning_rate: lr, epoch: this.state.epoch, step: gs });
+        totals = { ...totals, lossSinceLog: 0, stepsSinceLog: 0 };
+      }
+      const epochEnd = gs % stepsPerEpoch === 0;
+      const evalNow = (a.evalStrategy === 'steps' && gs % (a.evalSteps ?? a.loggingSteps) === 0) || (a.evalStrategy === 'epoch' && epochEnd);
+      let metrics: Record<string, number> | undefined;
+      if (evalNow) {
+        metrics = this.evaluate();
+        for (const cb of this.callbacks) cb.onEvaluate?.(this.state, control, metrics);
+      }
+      const saveNow = (a.saveStrategy === 'steps' && gs % a.saveSteps === 0) || (a.saveStrategy === 'epoch' && epochEnd);
+      if (saveNow) this.#save(optimizer, totals, schedule, metrics);
+    }
+    if (a.loadBestModelAtEnd && this.state.bestModelCheckpoint !== undefined) {
+      loadCheckpoint(this.state.bestModelCheckpoint, optimizer);
+    }
+    const runtime = (performance.now() - started) / 1000;
+    const trainLoss = totals.stepsTotal > 0 ? totals.lossTotal / totals.stepsTotal : 0;
+    const metrics = {
+      train_loss: trainLoss, train_runtime: runtime, train_tokens_per_second: tokensSeen / runtime,
+      train_steps_per_second: (this.state.globalStep - startStep) / runtime, epoch: this.state.epoch, step: this.state.globalStep,
+    };
+    this.state.logHistory.push(metrics);
+    for (const cb of this.callbacks) cb.onTrainEnd?.(this.state);
+    return { globalStep: this.state.globalStep, trainingLoss: trainLoss, metrics };
+  }
+
+  /** One optimizer step's forward/backward over its micro-batches; returns the mean loss. */
+  #step(micro: Batch[], step: number): { loss: number; gradNorm: number; tokens: number } {
+    const params = this.#params;
+    if (params === undefined) throw new ConfigError('Trainer: parameters not prepared', 'this is a bug in ftune');
+    const backend = this.model.backend;
+    params.zeroGrad();
+    const total = micro.reduce((n, b) => n + b.lossTokens, 0);
+    let lossSum = 0;
+    let tokens = 0;
+    micro.forEach((batch, i) => {
+      tokens += batch.inputIds.length;
+      if (batch.lossTokens === 0) return;
+      scope(() => {
+        const tape = new Tape();
+        for (const t of params.tensors) tape.watch(t);
+        const ops = this.#ops(tape, dropoutSeed(this.args.seed, step, i));
+        const r = this.model.loss(ops, batch.inputIds, batch.labels, batch.batchSize, { checkpoint: this.args.gradientCheckpointing });
+        lossSum += r.sum;
+        tape.backward(backend, r.loss, Tensor.from([1], r.loss.dtype, [r.count / total]), (leaf, g) => params.accumulate(backend, leaf, g));
+      });
+    });
+    return { loss: total > 0 ? lossSum / total : 0, gradNorm: params.gradNorm(backend), tokens };
+  }
+
+  /** Loss over the evaluation set (token-weighted mean), perplexity and token accuracy. */
+  evaluate(dataset: Example[] | undefined = this.evalDataset): Record<string, number> {
+    if (dataset === undefined || dataset.length === 0) throw new ConfigError('evaluate: no evaluation dataset', 'pass evalDataset to the Trainer');
+    const started = performance.now();
+    const loader = new DataLoader(dataset, { batchSize: this.args.perDeviceEvalBatchSize, shuffle: false, seed: 0, padId: this.padTokenId });
+    let sum = 0;
+    let count = 0;
+    let correct = 0;
+    for (const batch of loader.epoch(0)) {
+      scope(() => {
+        const r = this.model.loss(this.#ops(undefined, 0), batch.inputIds, batch.labels, batch.batchSize, {});
+        sum += r.sum;
+        count += r.count;
+        correct += r.correct;
+      });
+    }
+    const runtime = (performance.now() - started) / 1000;
+    const loss = count > 0 ? sum / count : 0;
+    const metrics = {
+      eval_loss: loss, eval_perplexity: Math.exp(loss), eval_token_accuracy: count > 0 ? correct / count : 0, eval_tokens: count,
+      eval_runtime: runtime, eval_samples_per_second: dataset.length / runtime, epoch: this.state.epoch, step: this.state.globalStep,
+    };
+    this.#log(metrics);
+    return metrics;
+  }
+
+  #log(entry: Record<string, number>): void {
+    this.state.logHistory.push(entry);
+    for (const cb of this.callbacks) cb.onLog?.(this.state, entry);
+  }
+
+  #save(optimizer: Optimizer, totals: RunTotals, schedule: ScheduleSpec, metrics: Record<string, number> | undefined): void {
+    const a = this.args;
+    const dir = join(a.outputDir, `checkpoint-${this.state.globalStep}`);
+    const value = metrics?.[this.state.metricName];
+    if (value !== undefined) {
+      const best = this.state.bestMetric;
+      if (best === undefined || (this.state.greaterIsBetter ? value > best : value < best)) {
+        this.state.bestMetric = value;
+        this.state.bestModelCheckpoint = dir;
+        this.state.bestGlobalStep = this.state.globalStep;
+      }
+    }
+    saveCheckpoint(dir, { saveModel: (d) => this.model.savePretrained(d), optimizer, state: this.state, totals, args: a, schedule: { ...schedule, step: this.state.globalStep } });
+    rotateCheckpoints(a.outputDir, a.saveTotalLimit, this.state.bestModelCheckpoint);
+    for (const cb of this.callbacks) cb.onSave?.(this.state, dir);
+  }
+
+  /** Saves the final model or adapter (what savePretrained writes) into dir. */
+  saveModel(dir: string = this.args.outputDir): void {
+    this.model.savePretrained(dir);
+  }
+
+  /** checkpoint-N directories written so far. */
+  checkpoints(): string[] {
+    return listCheckpoints(this.args.outputDir).map((c) => c.dir);
+  }
+}
