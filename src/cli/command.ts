@@ -1,6 +1,8 @@
 // The shape of a CLI subcommand: typed flags with help text next to each, parsed with
 // node:util parseArgs; `ftune <cmd> --help` is generated from the same table.
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { parse as parseYaml } from 'yaml';
 import { ConfigError } from '../errors.js';
 
 export interface Flag {
@@ -35,8 +37,10 @@ export function parseFlags(cmd: Command, argv: string[]): FlagValues {
   try {
     const { values, positionals } = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
     if (positionals.length > 0) throw new ConfigError(`ftune ${cmd.name}: unexpected argument ${JSON.stringify(positionals[0])}`, `see ftune ${cmd.name} --help`);
+    const given = values as FlagValues;
+    const file = typeof given['config'] === 'string' && cmd.flags['config'] !== undefined ? readConfigFile(cmd, given['config']) : {};
     const out: FlagValues = {};
-    for (const [name, f] of Object.entries(cmd.flags)) out[name] = (values as FlagValues)[name] ?? f.default;
+    for (const [name, f] of Object.entries(cmd.flags)) out[name] = given[name] ?? file[name] ?? f.default;
     return out;
   } catch (e) {
     if (e instanceof ConfigError) throw e;
@@ -67,4 +71,36 @@ export function numberFlag(values: FlagValues, cmd: string, name: string, allowe
   const n = Number(v);
   if (v.trim() === '' || !Number.isFinite(n) || !ok(n)) throw new ConfigError(`ftune ${cmd}: --${name} ${v} is not ${allowed}`, `pass --${name} as ${allowed}`);
   return n;
+}
+
+/**
+ * Reads a --config file (YAML or JSON; keys are flag names without the dashes) into flag
+ * values. Precedence: command-line flag > config file > default.
+ */
+export function readConfigFile(cmd: Command, path: string): FlagValues {
+  let parsed: unknown;
+  try {
+    const text = readFileSync(path, 'utf8');
+    parsed = path.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
+  } catch (e) {
+    throw new ConfigError(`--config ${path}: ${(e as Error).message}`, 'pass a readable YAML or JSON file whose keys are flag names (e.g. "lr: 2e-4")');
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new ConfigError(`--config ${path}: expected a mapping of flag names to values`, 'write one "flag-name: value" per line');
+  }
+  const out: FlagValues = {};
+  for (const [key, value] of Object.entries(parsed as Record<string, unknown>)) {
+    const flag = cmd.flags[key];
+    if (flag === undefined || key === 'config') {
+      throw new ConfigError(`--config ${path}: unknown key "${key}"`, `keys are the flags of ftune ${cmd.name}: ${Object.keys(cmd.flags).filter((k) => k !== 'config').join(', ')}`);
+    }
+    if (flag.type === 'boolean') {
+      if (typeof value !== 'boolean') throw new ConfigError(`--config ${path}: "${key}" must be true or false`, `write ${key}: true`);
+      out[key] = value;
+    } else {
+      if (typeof value !== 'string' && typeof value !== 'number') throw new ConfigError(`--config ${path}: "${key}" must be a string or a number`, `write ${key}: <value>`);
+      out[key] = String(value);
+    }
+  }
+  return out;
 }
