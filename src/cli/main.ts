@@ -6,8 +6,9 @@ import { FtuneError } from '../errors.js';
 import { helpText, parseFlags, type CliIo, type Command } from './command.js';
 import { convertLlama2cCommand } from './commands/convert-llama2c.js';
 import { generateCommand } from './commands/generate.js';
+import { trainCommand } from './commands/train.js';
 
-const COMMANDS: readonly Command[] = [generateCommand, convertLlama2cCommand];
+const COMMANDS: readonly Command[] = [trainCommand, generateCommand, convertLlama2cCommand];
 
 function usage(): string {
   const rows = COMMANDS.map((c) => `  ${c.name.padEnd(18)} ${c.summary}`);
