@@ -131,6 +131,9 @@ function linear(x: FTensor, w: Tensor, bias?: FTensor): FTensor {
   return y;
 }
 
+/** matmul and linear with their f64 overloads (refGemm's GemmOps type shows f32 only). */
+export const refGemmFloat = { matmul, linear };
+
 export const refGemm: GemmOps = {
   matmul,
   linear,
