@@ -50,13 +50,6 @@ bool count4(int64_t a, int64_t b, int64_t c, int64_t e, size_t* out) {
   return count(d, 4, out);
 }
 
-// Picks the variant of the active ISA.
-template <typename F>
-F pick(F ref, F avx2, F avx512) {
-  const ft_isa isa = ft_active_isa();
-  return isa == FT_ISA_AVX512 ? avx512 : isa == FT_ISA_AVX2 ? avx2 : ref;
-}
-
 int64_t blocks_of(int64_t n, int64_t block) { return (n + block - 1) / block; }
 int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
@@ -113,8 +106,7 @@ ft_status grad_rmsnorm_bwd_f32(const float* x, size_t x_n, const float* w, size_
   if (N == 0) return FT_OK;
   float* rstd = static_cast<float*>(std::malloc((size_t)N * sizeof(float)));
   if (rstd == nullptr) return FT_ERR_ALLOC;
-  const rmsnorm_bwd_fn fn = pick<rmsnorm_bwd_fn>(grad_rmsnorm_bwd_f32_ref, grad_rmsnorm_bwd_f32_avx2,
-                                                 grad_rmsnorm_bwd_f32_avx512);
+  const rmsnorm_bwd_fn fn = ft_active_isa() == FT_ISA_AVX512 ? grad_rmsnorm_bwd_f32_avx512 : ft_active_isa() == FT_ISA_AVX2 ? grad_rmsnorm_bwd_f32_avx2 : grad_rmsnorm_bwd_f32_ref;
   const bool par = (int64_t)nx >= PAR_MIN;
 #pragma omp parallel for schedule(static) if (par)
   for (int64_t i = 0; i < N; i++) fn(x + i * C, w, dout + i * C, dx + i * C, rstd + i, C, (float)eps);
@@ -146,7 +138,7 @@ ft_status grad_rope_bwd_f32(const float* dout, size_t dout_n, const int32_t* pos
   ops_rope_table(positions, inv_freq, T, half, cos_t, sin_t);
   for (int64_t i = 0; i < T * half; i++) sin_t[i] = -sin_t[i];
   typedef void (*rope_fn)(const float*, const float*, const float*, float*, int64_t, int64_t);
-  const rope_fn fn = pick<rope_fn>(ops_rope_f32_ref, ops_rope_f32_avx2, ops_rope_f32_avx512);
+  const rope_fn fn = ft_active_isa() == FT_ISA_AVX512 ? ops_rope_f32_avx512 : ft_active_isa() == FT_ISA_AVX2 ? ops_rope_f32_avx2 : ops_rope_f32_ref;
 #pragma omp parallel for schedule(static) if ((int64_t)nx >= PAR_MIN)
   for (int64_t bt = 0; bt < B * T; bt++) {
     const int64_t t = bt % T;
@@ -174,8 +166,7 @@ ft_status grad_attention_bwd_f32(const float* q, size_t q_n, const float* k, siz
   if (!count2(threads, 2 * S, &ns)) return FT_ERR_ARG;
   float* scratch = static_cast<float*>(std::malloc((ns > 0 ? ns : 1) * sizeof(float)));
   if (scratch == nullptr) return FT_ERR_ALLOC;
-  const attention_bwd_fn fn = pick<attention_bwd_fn>(grad_attention_bwd_f32_ref, grad_attention_bwd_f32_avx2,
-                                                     grad_attention_bwd_f32_avx512);
+  const attention_bwd_fn fn = ft_active_isa() == FT_ISA_AVX512 ? grad_attention_bwd_f32_avx512 : ft_active_isa() == FT_ISA_AVX2 ? grad_attention_bwd_f32_avx2 : grad_attention_bwd_f32_ref;
   const int64_t group = H / Hkv, stride = Hkv * D;
   // One work item per (b, kv head): it alone writes that dk / dv slice (and the dq rows
   // of its query heads), adding query heads then queries in order.
@@ -204,8 +195,7 @@ ft_status grad_silu_mul_bwd_f32(const float* gate, size_t gate_n, const float* u
   const size_t un = (size_t)n;
   if (!ft_fits(gate_n, un) || !ft_fits(up_n, un) || !ft_fits(dout_n, un) || !ft_fits(dgate_n, un) || !ft_fits(dup_n, un))
     return FT_ERR_SIZE;
-  const silu_bwd_fn fn = pick<silu_bwd_fn>(grad_silu_mul_bwd_f32_ref, grad_silu_mul_bwd_f32_avx2,
-                                           grad_silu_mul_bwd_f32_avx512);
+  const silu_bwd_fn fn = ft_active_isa() == FT_ISA_AVX512 ? grad_silu_mul_bwd_f32_avx512 : ft_active_isa() == FT_ISA_AVX2 ? grad_silu_mul_bwd_f32_avx2 : grad_silu_mul_bwd_f32_ref;
   const int64_t blocks = blocks_of(n, BLOCK);
 #pragma omp parallel for schedule(static) if (n >= PAR_MIN)
   for (int64_t i = 0; i < blocks; i++) {
@@ -223,7 +213,7 @@ ft_status grad_cross_entropy_f32(float* logits, size_t logits_n, const int32_t* 
   for (int64_t i = 0; i < N; i++) {
     if (labels[i] != -100 && (labels[i] < 0 || labels[i] >= V)) return FT_ERR_ARG;
   }
-  const ce_fn fn = pick<ce_fn>(grad_cross_entropy_f32_ref, grad_cross_entropy_f32_avx2, grad_cross_entropy_f32_avx512);
+  const ce_fn fn = ft_active_isa() == FT_ISA_AVX512 ? grad_cross_entropy_f32_avx512 : ft_active_isa() == FT_ISA_AVX2 ? grad_cross_entropy_f32_avx2 : grad_cross_entropy_f32_ref;
 #pragma omp parallel for schedule(static) if ((int64_t)nx >= PAR_MIN)
   for (int64_t i = 0; i < N; i++) {
     if (labels[i] == -100) {
@@ -239,7 +229,7 @@ ft_status grad_cross_entropy_f32(float* logits, size_t logits_n, const int32_t* 
 ft_status grad_dropout_f32(const float* x, size_t x_n, float* out, size_t out_n, int64_t n, double p, int64_t seed) {
   if (n < 0 || !(p >= 0) || !(p < 1) || seed < 0 || seed >= (int64_t)1 << 53) return FT_ERR_ARG;
   if (!ft_fits(x_n, (size_t)n) || !ft_fits(out_n, (size_t)n)) return FT_ERR_SIZE;
-  const dropout_fn fn = pick<dropout_fn>(grad_dropout_f32_ref, grad_dropout_f32_avx2, grad_dropout_f32_avx512);
+  const dropout_fn fn = ft_active_isa() == FT_ISA_AVX512 ? grad_dropout_f32_avx512 : ft_active_isa() == FT_ISA_AVX2 ? grad_dropout_f32_avx2 : grad_dropout_f32_ref;
   const uint32_t threshold = grad_dropout_threshold(p);
   const float scale = (float)(1.0 / (1.0 - p));
   const int64_t blocks = blocks_of(n, BLOCK);
@@ -255,8 +245,7 @@ ft_status grad_add_scaled_f32(const float* a, size_t a_n, const float* b, size_t
                               int64_t n, double s) {
   if (n < 0 || !std::isfinite(s)) return FT_ERR_ARG;
   if (!ft_fits(a_n, (size_t)n) || !ft_fits(b_n, (size_t)n) || !ft_fits(out_n, (size_t)n)) return FT_ERR_SIZE;
-  const add_scaled_fn fn = pick<add_scaled_fn>(grad_add_scaled_f32_ref, grad_add_scaled_f32_avx2,
-                                               grad_add_scaled_f32_avx512);
+  const add_scaled_fn fn = ft_active_isa() == FT_ISA_AVX512 ? grad_add_scaled_f32_avx512 : ft_active_isa() == FT_ISA_AVX2 ? grad_add_scaled_f32_avx2 : grad_add_scaled_f32_ref;
   const int64_t blocks = blocks_of(n, BLOCK);
 #pragma omp parallel for schedule(static) if (n >= PAR_MIN)
   for (int64_t i = 0; i < blocks; i++) {
@@ -269,7 +258,7 @@ ft_status grad_add_scaled_f32(const float* a, size_t a_n, const float* b, size_t
 ft_status grad_scale_f32(float* x, size_t x_n, int64_t n, double s) {
   if (n < 0 || !std::isfinite(s)) return FT_ERR_ARG;
   if (!ft_fits(x_n, (size_t)n)) return FT_ERR_SIZE;
-  const scale_fn fn = pick<scale_fn>(grad_scale_f32_ref, grad_scale_f32_avx2, grad_scale_f32_avx512);
+  const scale_fn fn = ft_active_isa() == FT_ISA_AVX512 ? grad_scale_f32_avx512 : ft_active_isa() == FT_ISA_AVX2 ? grad_scale_f32_avx2 : grad_scale_f32_ref;
   const int64_t blocks = blocks_of(n, BLOCK);
 #pragma omp parallel for schedule(static) if (n >= PAR_MIN)
   for (int64_t i = 0; i < blocks; i++) fn(x + i * BLOCK, min64(BLOCK, n - i * BLOCK), (float)s);
@@ -282,8 +271,7 @@ ft_status grad_sum_squares_f32(const float* x, size_t x_n, int64_t n, double* ou
   const int64_t blocks = blocks_of(n, GRAD_SS_BLOCK);
   double* sums = static_cast<double*>(std::malloc((size_t)(blocks > 0 ? blocks : 1) * sizeof(double)));
   if (sums == nullptr) return FT_ERR_ALLOC;
-  const sum_squares_fn fn = pick<sum_squares_fn>(grad_sum_squares_f32_ref, grad_sum_squares_f32_avx2,
-                                                 grad_sum_squares_f32_avx512);
+  const sum_squares_fn fn = ft_active_isa() == FT_ISA_AVX512 ? grad_sum_squares_f32_avx512 : ft_active_isa() == FT_ISA_AVX2 ? grad_sum_squares_f32_avx2 : grad_sum_squares_f32_ref;
 #pragma omp parallel for schedule(static) if (n >= PAR_MIN)
   for (int64_t i = 0; i < blocks; i++) {
     const int64_t o = i * GRAD_SS_BLOCK;
@@ -312,7 +300,7 @@ ft_status grad_adamw_f32(float* param, size_t param_n, const float* grad, size_t
       (float)grad_scale, (float)(1.0 - lr * weight_decay), (float)beta1, (float)(1.0 - beta1),
       (float)beta2, (float)(1.0 - beta2), (float)std::sqrt(bc2), (float)eps, (float)(-(lr / bc1)),
   };
-  const adamw_fn fn = pick<adamw_fn>(grad_adamw_f32_ref, grad_adamw_f32_avx2, grad_adamw_f32_avx512);
+  const adamw_fn fn = ft_active_isa() == FT_ISA_AVX512 ? grad_adamw_f32_avx512 : ft_active_isa() == FT_ISA_AVX2 ? grad_adamw_f32_avx2 : grad_adamw_f32_ref;
   const int64_t blocks = blocks_of(n, BLOCK);
 #pragma omp parallel for schedule(static) if (n >= PAR_MIN)
   for (int64_t i = 0; i < blocks; i++) {

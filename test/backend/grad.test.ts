@@ -12,7 +12,7 @@ import { refGrad } from '../../src/backend/ref/grad.js';
 import { Rng } from '../helpers/random.js';
 
 /** Runs fn once per supported ISA, restoring the ISA that was active before. */
-export function eachIsa(fn: (isa: Isa) => void): void {
+function eachIsa(fn: (isa: Isa) => void): void {
   const before = activeIsa();
   try {
     for (const isa of supportedIsas()) {

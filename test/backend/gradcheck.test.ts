@@ -9,6 +9,7 @@ import { scope } from '../../src/tensor/scope.js';
 import { refGrad } from '../../src/backend/ref/grad.js';
 import { refNnFloat } from '../../src/backend/ref/nn.js';
 import { refGemmFloat } from '../../src/backend/ref/gemm.js';
+import { nnChecks, refNnChecks } from '../../src/backend/nn-checks.js';
 import { Rng } from '../helpers/random.js';
 import { dot, gradcheck, normals64 } from '../helpers/gradcheck.js';
 
@@ -156,4 +157,33 @@ test('gradcheck: addScaled (d a = dOut, d b = s dOut)', () => scope(() => {
     inputs: [{ name: 'a', t: a, grad: P }, { name: 'b', t: b, grad: P.map((v) => s * v) }],
     rng, rtol: GRAD_RTOL,
   });
+}));
+
+// The f32 path rounds each output once to f32; the f64 path keeps float64.
+const F64_VS_F32_RTOL = 1e-6, F64_VS_F32_ATOL = 1e-6;
+test('reference forward ops take f64 (outputs f64, same values as f32 up to its rounding); native rejects f64 naming it', () => scope(() => {
+  const rng = new Rng(109);
+  const x32 = Tensor.from([2, 3, 2, 6], 'f32', rng.normals(72)), w32 = Tensor.from([6], 'f32', rng.normals(6));
+  const x = f64([2, 3, 2, 6], x32.data), w = f64([6], w32.data);
+  const invFreq = new Float32Array([1, 0.1, 0.01]), positions = new Int32Array([0, 5, 2]);
+  const close = (a: ArrayLike<number>, b: ArrayLike<number>, what: string): void => {
+    for (let i = 0; i < a.length; i++) assert.ok(Math.abs((a[i] ?? 0) - (b[i] ?? 0)) <= F64_VS_F32_ATOL + F64_VS_F32_RTOL * Math.abs(b[i] ?? 0), `${what}[${i}]`);
+  };
+  const pairs: [string, Tensor, Tensor][] = [
+    ['rmsnorm', refNnFloat.rmsnorm(x, w, 1e-5), refNnFloat.rmsnorm(x32, w32, 1e-5)],
+    ['rope', refNnFloat.rope(x, positions, invFreq), refNnFloat.rope(x32, positions, invFreq)],
+    ['attention', refNnFloat.attention(x, x, x, 3, 0.4), refNnFloat.attention(x32, x32, x32, 3, 0.4)],
+    ['siluMul', refNnFloat.siluMul(x, x), refNnFloat.siluMul(x32, x32)],
+    ['softmax', refNnFloat.softmax(x, 0.7), refNnFloat.softmax(x32, 0.7)],
+    ['matmul', refGemmFloat.matmul(f64([12, 6], x.data), f64([6, 12], x.data)), refGemmFloat.matmul(Tensor.from([12, 6], 'f32', x32.data), Tensor.from([6, 12], 'f32', x32.data))],
+  ];
+  for (const [name, a, b] of pairs) {
+    assert.equal(a.dtype, 'f64', name);
+    assert.equal(b.dtype, 'f32', name);
+    close(a.data, b.data, name);
+  }
+  assert.deepEqual(refNnFloat.argmax(x), refNnFloat.argmax(x32));
+  // The checks each backend runs first (nativeNn.rmsnorm calls nnChecks.rmsnorm).
+  assert.throws(() => refNnChecks.rmsnorm(x, w32, 1e-5), /share a dtype/);
+  assert.throws(() => nnChecks.rmsnorm(x, w32, 1e-5), /rmsnorm: x is f64, expected f32/);
 }));
