@@ -6,6 +6,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   register_core(env, exports);
   register_gemm(env, exports);
   register_ops(env, exports);
+  register_grad(env, exports);
   return exports;
 }
 

@@ -46,3 +46,4 @@ inline Napi::Value status_value(const Napi::CallbackInfo& info, ft_status s) { r
 void register_core(Napi::Env env, Napi::Object exports);
 void register_gemm(Napi::Env env, Napi::Object exports);
 void register_ops(Napi::Env env, Napi::Object exports);
+void register_grad(Napi::Env env, Napi::Object exports);

@@ -2,10 +2,12 @@
 // effects). Model code takes a Backend; production uses nativeBackend.
 import type { Backend } from './backend.js';
 import { nativeGemm } from './native/gemm.js';
+import { nativeGrad } from './native/grad.js';
 import { nativeNn } from './native/nn.js';
 import { refGemm } from './ref/gemm.js';
+import { refGrad } from './ref/grad.js';
 import { refNn } from './ref/nn.js';
 
-export const nativeBackend: Backend = { name: 'native', ...nativeGemm, ...nativeNn };
-export const refBackend: Backend = { name: 'ref', ...refGemm, ...refNn };
+export const nativeBackend: Backend = { name: 'native', ...nativeGemm, ...nativeNn, ...nativeGrad };
+export const refBackend: Backend = { name: 'ref', ...refGemm, ...refNn, ...refGrad };
 export type { Backend } from './backend.js';

@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { ConfigError, NativeError } from '../../errors.js';
 import type { GemmAddon } from './addon-gemm.js';
 import type { OpsAddon } from './addon-ops.js';
+import type { GradAddon } from './addon-grad.js';
 
 export type Isa = 'scalar' | 'avx2' | 'avx512';
 export const ISAS: readonly Isa[] = ['scalar', 'avx2', 'avx512'];
@@ -24,7 +25,7 @@ export interface CoreAddon {
   nativeBytes(): { live: number; peak: number };
 }
 
-export type NativeAddon = CoreAddon & GemmAddon & OpsAddon;
+export type NativeAddon = CoreAddon & GemmAddon & OpsAddon & GradAddon;
 
 /** Status codes of native/src/ftune.h. */
 const STATUS: Record<number, string> = {

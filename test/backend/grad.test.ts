@@ -1,0 +1,247 @@
+// Parity of the native backward ops with the float64 reference (refGrad) on seeded random
+// f32 inputs with odd sizes, under every ISA this CPU supports. Tolerances are named next
+// to each test and bound f32 rounding (and the 2-ulp polynomial exp of the SIMD variants)
+// against the float64 specification.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Tensor } from '../../src/tensor/tensor.js';
+import { scope } from '../../src/tensor/scope.js';
+import { activeIsa, setIsa, supportedIsas, type Isa } from '../../src/backend/native/addon.js';
+import { nativeGrad } from '../../src/backend/native/grad.js';
+import { refGrad } from '../../src/backend/ref/grad.js';
+import { Rng } from '../helpers/random.js';
+
+/** Runs fn once per supported ISA, restoring the ISA that was active before. */
+function eachIsa(fn: (isa: Isa) => void): void {
+  const before = activeIsa();
+  try {
+    for (const isa of supportedIsas()) {
+      setIsa(isa);
+      scope(() => fn(isa));
+    }
+  } finally {
+    setIsa(before);
+  }
+}
+
+/** Asserts |actual - expected| <= atol + rtol |expected| element-wise. */
+function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, rtol: number, atol: number, what: string): void {
+  assert.equal(actual.length, expected.length, `${what}: length`);
+  for (let i = 0; i < expected.length; i++) {
+    const a = actual[i] ?? NaN, e = expected[i] ?? NaN;
+    if (!(Math.abs(a - e) <= atol + rtol * Math.abs(e))) assert.fail(`${what}: index ${i}: native ${a} vs reference ${e}`);
+  }
+}
+
+const f32 = (shape: number[], values: ArrayLike<number>): Tensor<'f32'> => Tensor.from(shape, 'f32', values);
+const copy = (t: Tensor<'f32'>): Tensor<'f32'> => f32(t.shape.slice(), t.data);
+
+// f32 products summed over K <= 67 terms vs float64, N(0,1) inputs.
+const MATMUL_ATOL = 2e-5;
+test('matmulInto: native (gemm kernels) matches reference, transposes and accumulate', () => {
+  const rng = new Rng(20);
+  const N = 13, K = 67, M = 10;
+  const x = f32([N, K], rng.normals(N * K)), dy = f32([N, M], rng.normals(N * M)), w = f32([M, K], rng.normals(M * K));
+  const dw0 = rng.normals(M * K);
+  eachIsa((isa) => {
+    const want = f32([M, K], dw0), got = f32([M, K], dw0);
+    refGrad.matmulInto(want, dy, x, { transA: true, accumulate: true });
+    nativeGrad.matmulInto(got, dy, x, { transA: true, accumulate: true });
+    assertClose(got.data, want.data, 0, MATMUL_ATOL, `dW ${isa}`);
+    const dxWant = f32([N, K], new Float32Array(N * K)), dxGot = f32([N, K], new Float32Array(N * K));
+    refGrad.matmulInto(dxWant, dy, w);
+    nativeGrad.matmulInto(dxGot, dy, w);
+    assertClose(dxGot.data, dxWant.data, 0, MATMUL_ATOL, `dx ${isa}`);
+  });
+});
+
+// Column sums in double, one rounding: equal to the float64 reference rounded to f32.
+test('sumRowsInto: native equals reference (small, and big enough to thread)', () => {
+  const rng = new Rng(21);
+  for (const [M, N] of [[13, 67], [700, 67]] as const) {
+    const x = f32([M, N], rng.normals(M * N)), d0 = rng.normals(N);
+    const want = f32([N], d0);
+    refGrad.sumRowsInto(want, x, true);
+    eachIsa((isa) => {
+      const got = f32([N], d0);
+      nativeGrad.sumRowsInto(got, x, true);
+      assert.deepEqual(got.data, want.data, `${isa} ${M}x${N}`);
+      nativeGrad.sumRowsInto(got, x, false);
+      const plain = f32([N], d0);
+      refGrad.sumRowsInto(plain, x, false);
+      assert.deepEqual(got.data, plain.data, `${isa} ${M}x${N} overwrite`);
+    });
+  }
+});
+
+test('embeddingBackward: exact (the same f32 additions in row order), repeated ids', () => {
+  const rng = new Rng(22);
+  const V = 1001, C = 67, N = 600;
+  const ids = Tensor.from([N], 'i32', Int32Array.from({ length: N }, (_, i) => (i % 3 === 0 ? 5 : rng.int(V))));
+  const dOut = f32([N, C], rng.normals(N * C)), t0 = rng.normals(V * C);
+  const want = f32([V, C], t0);
+  refGrad.embeddingBackward(ids, dOut, want);
+  eachIsa((isa) => {
+    const got = f32([V, C], t0);
+    nativeGrad.embeddingBackward(ids, dOut, got);
+    assert.deepEqual(got.data, want.data, isa);
+  });
+});
+
+// f32 row sums (dx) and f32 products summed in double (dw, over N rows) vs float64.
+const RMSNORM_BWD_RTOL = 1e-5, RMSNORM_BWD_ATOL = 2e-6;
+test('rmsnormBackward: dx and dw match reference (C=67, and 9x4099)', () => {
+  const rng = new Rng(23);
+  for (const [N, C] of [[5, 67], [9, 4099]] as const) {
+    const x = f32([N, C], rng.normals(N * C, 3)), w = f32([C], rng.normals(C)), dy = f32([N, C], rng.normals(N * C));
+    const dw0 = rng.normals(C);
+    const dwWant = f32([C], dw0);
+    const dxWant = refGrad.rmsnormBackward(x, w, 1e-5, dy, dwWant);
+    eachIsa((isa) => {
+      const dw = f32([C], dw0);
+      assertClose(nativeGrad.rmsnormBackward(x, w, 1e-5, dy, dw).data, dxWant.data, RMSNORM_BWD_RTOL, RMSNORM_BWD_ATOL, `dx ${isa} ${N}x${C}`);
+      assertClose(dw.data, dwWant.data, RMSNORM_BWD_RTOL, RMSNORM_BWD_ATOL, `dw ${isa} ${N}x${C}`);
+      assertClose(nativeGrad.rmsnormBackward(x, w, 1e-5, dy, undefined).data, dxWant.data, RMSNORM_BWD_RTOL, RMSNORM_BWD_ATOL, `dx without dw ${isa}`);
+    });
+  }
+});
+
+// cos/sin rounded to f32 and f32 products vs float64 on N(0,1) inputs (as forward rope).
+const ROPE_BWD_ATOL = 2e-6;
+test('ropeBackward: native matches reference (D=12, D=10)', () => {
+  const rng = new Rng(24);
+  for (const [B, T, H, D] of [[2, 13, 6, 12], [1, 3, 4, 10]] as const) {
+    const dy = f32([B, T, H, D], rng.normals(B * T * H * D));
+    const positions = Int32Array.from({ length: T }, () => rng.int(4096));
+    const invFreq = Float32Array.from({ length: D / 2 }, (_, j) => 1 / 10000 ** ((2 * j) / D));
+    const want = refGrad.ropeBackward(dy, positions, invFreq).data;
+    eachIsa((isa) => assertClose(nativeGrad.ropeBackward(dy, positions, invFreq).data, want, 0, ROPE_BWD_ATOL, `${isa} D=${D}`));
+  }
+});
+
+// f32 dots over D, sums over <= 18 keys and (for dk, dv) over the H/Hkv * T query rows
+// that see a key, vs float64 on N(0,1) inputs.
+const ATTENTION_BWD_ATOL = 2e-5;
+test('attentionBackward: dq, dk, dv match reference (GQA H=6 Hkv=2 D=10, MHA D=12, T=1 and 13, S=T+5 < Smax)', () => {
+  const rng = new Rng(25);
+  for (const { B, H, Hkv, D } of [{ B: 2, H: 6, Hkv: 2, D: 10 }, { B: 2, H: 4, Hkv: 4, D: 12 }]) {
+    for (const T of [1, 13]) {
+      const S = T + 5, Smax = S + 3;
+      const q = f32([B, T, H, D], rng.normals(B * T * H * D)), dy = f32([B, T, H, D], rng.normals(B * T * H * D));
+      const k = f32([B, Smax, Hkv, D], rng.normals(B * Smax * Hkv * D)), v = f32([B, Smax, Hkv, D], rng.normals(B * Smax * Hkv * D));
+      const scale = 1 / Math.sqrt(D);
+      const want = refGrad.attentionBackward(q, k, v, S, scale, dy);
+      eachIsa((isa) => {
+        const got = nativeGrad.attentionBackward(q, k, v, S, scale, dy);
+        for (const name of ['dq', 'dk', 'dv'] as const) {
+          assert.deepEqual(got[name].shape, want[name].shape);
+          assertClose(got[name].data, want[name].data, 0, ATTENTION_BWD_ATOL, `${name} ${isa} H=${H} Hkv=${Hkv} D=${D} T=${T}`);
+        }
+      });
+    }
+  }
+});
+
+// sigmoid through a 2-ulp polynomial exp and an f32 divide, then 3-4 f32 products.
+const SILU_BWD_RTOL = 4e-6, SILU_BWD_ATOL = 1e-7;
+test('siluMulBackward: native matches reference (odd length, and threaded)', () => {
+  const rng = new Rng(26);
+  for (const n of [335, 40_009]) {
+    const g = f32([n], rng.normals(n, 4)), u = f32([n], rng.normals(n)), dy = f32([n], rng.normals(n));
+    const want = refGrad.siluMulBackward(g, u, dy);
+    eachIsa((isa) => {
+      const got = nativeGrad.siluMulBackward(g, u, dy);
+      assertClose(got.dGate.data, want.dGate.data, SILU_BWD_RTOL, SILU_BWD_ATOL, `dGate ${isa} n=${n}`);
+      assertClose(got.dUp.data, want.dUp.data, SILU_BWD_RTOL, SILU_BWD_ATOL, `dUp ${isa} n=${n}`);
+    });
+  }
+});
+
+// Losses: f32 max and exps summed in double (~1e-6 relative per exp, 2-ulp SIMD exp);
+// gradients: p * gradScale with p's relative error ~1e-6, so an absolute bound on p <= 1.
+const CE_LOSS_ATOL = 2e-5, CE_GRAD_RTOL = 4e-6, CE_GRAD_ATOL = 1e-9;
+test('crossEntropyInPlace: losses and gradients match reference (V=1001 with an ignored row; V=32003)', () => {
+  const rng = new Rng(27);
+  for (const [N, V] of [[7, 1001], [2, 32_003]] as const) {
+    const logits = rng.normals(N * V, 3);
+    const labels = Int32Array.from({ length: N }, (_, i) => (i === 1 ? -100 : i === 2 ? V - 1 : rng.int(V)));
+    const want = f32([N, V], logits);
+    const wantLoss = refGrad.crossEntropyInPlace(want, labels, 1 / 6);
+    eachIsa((isa) => {
+      const got = f32([N, V], logits);
+      const loss = nativeGrad.crossEntropyInPlace(got, labels, 1 / 6);
+      assertClose(loss, wantLoss, 0, CE_LOSS_ATOL, `loss ${isa} V=${V}`);
+      assert.equal(loss[1], 0);
+      assertClose(got.data, want.data, CE_GRAD_RTOL, CE_GRAD_ATOL, `grad ${isa} V=${V}`);
+    });
+  }
+});
+
+test('dropout: the native mask equals the reference mask exactly, values within one f32 rounding', () => {
+  const rng = new Rng(28);
+  const n = 40_009;
+  const x = f32([n], Float32Array.from(rng.normals(n), (v) => (v === 0 ? 1 : v)));
+  for (const [p, seed] of [[0.1, 7], [0.5, 2 ** 40 + 3]] as const) {
+    const want = refGrad.dropout(x, p, seed).data;
+    eachIsa((isa) => {
+      const got = nativeGrad.dropout(x, p, seed).data;
+      for (let i = 0; i < n; i++) {
+        assert.equal(got[i] === 0, want[i] === 0, `${isa} p=${p} mask at ${i}`);
+        // x * f32(1/(1-p)) vs x / (1-p) rounded once: within 2 ulp.
+        assert.ok(Math.abs((got[i] ?? 0) - (want[i] ?? 0)) <= 2.4e-7 * Math.abs(want[i] ?? 0), `${isa} value at ${i}`);
+      }
+    });
+  }
+});
+
+// Two f32 roundings (s*b, then +) vs one rounding of the exact float64 result.
+const AXPY_RTOL = 2.4e-7, AXPY_ATOL = 1e-30;
+test('addScaled, addScaledInPlace, scaleInPlace: native matches reference (odd length, threaded)', () => {
+  const rng = new Rng(29);
+  for (const n of [67, 40_009]) {
+    const a = f32([n], rng.normals(n)), b = f32([n], rng.normals(n));
+    const s = -0.37;
+    const want = refGrad.addScaled(a, b, s).data;
+    eachIsa((isa) => {
+      const got = nativeGrad.addScaled(a, b, s).data;
+      const sum = want.map((w, i) => Math.abs(a.data[i] ?? 0) + Math.abs(s * (b.data[i] ?? 0)) + Math.abs(w));
+      for (let i = 0; i < n; i++) assert.ok(Math.abs((got[i] ?? 0) - (want[i] ?? 0)) <= AXPY_RTOL * (sum[i] ?? 0) + AXPY_ATOL, `addScaled ${isa} at ${i}`);
+      const dst = copy(a);
+      nativeGrad.addScaledInPlace(dst, b, s);
+      assert.deepEqual(dst.data, got, `addScaledInPlace ${isa}`);
+      const sc = copy(a), scWant = copy(a);
+      nativeGrad.scaleInPlace(sc, 0.3);
+      refGrad.scaleInPlace(scWant, 0.3);
+      assertClose(sc.data, scWant.data, AXPY_RTOL, 0, `scaleInPlace ${isa}`);
+    });
+  }
+});
+
+// AdamW in f32 (torch's rounding) vs the same formula in float64: each step rounds
+// param * (1 - lr wd) and the update once more, so up to ~4 ulp of |param| after 3 steps.
+const ADAMW_RTOL = 4.8e-7, ADAMW_ATOL = 1e-9;
+test('adamw: native matches the float64 reference over 3 steps', () => {
+  const rng = new Rng(30);
+  const n = 40_009;
+  const p0 = rng.normals(n), grads = [rng.normals(n), rng.normals(n), rng.normals(n)];
+  const h = { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, gradScale: 0.5 };
+  const run = (ops: typeof refGrad): Float32Array => {
+    const p = f32([n], p0), m = f32([n], new Float32Array(n)), v = f32([n], new Float32Array(n));
+    grads.forEach((g, i) => ops.adamw(p, f32([n], g), m, v, { ...h, step: i + 1 }));
+    return Float32Array.from(p.data);
+  };
+  const want = run(refGrad);
+  eachIsa((isa) => assertClose(run(nativeGrad), want, ADAMW_RTOL, ADAMW_ATOL, `adamw ${isa}`));
+});
+
+test('sumSquares: equals the float64 sum within 1e-12 relative (every ISA)', () => {
+  const rng = new Rng(31);
+  for (const n of [1, 67, 1_000_003]) {
+    const x = f32([n], rng.normals(n, 3));
+    const want = refGrad.sumSquares(x);
+    eachIsa((isa) => {
+      const got = nativeGrad.sumSquares(x);
+      assert.ok(Math.abs(got - want) <= 1e-12 * want, `${isa} n=${n}: ${got} vs ${want}`);
+    });
+  }
+});
