@@ -10,7 +10,7 @@ import { Rng } from '../util/rng.js';
 import type { LoraConfig } from './config.js';
 import { LoraLinear, type LoraAdapterSpec } from './lora-layer.js';
 import { baseModules, isTargeted, noMatchError, patternValue, replaceModuleAt, resolveTargets } from './matching.js';
-import { ModulesToSaveWrapper, isSavable } from './modules-to-save.js';
+import { ModulesToSaveWrapper, isSavable, type SavableModule } from './modules-to-save.js';
 
 /** The output head keeps its dense path (the loss reads its weight directly). */
 export const OUTPUT_HEAD = 'lm_head';
@@ -22,7 +22,8 @@ export function adapterSpec(cfg: LoraConfig, path: string): LoraAdapterSpec {
   return { r, alpha, scaling: cfg.useRslora ? alpha / Math.sqrt(r) : alpha / r, dropout: cfg.loraDropout, init: cfg.initLoraWeights };
 }
 
-function injectLora(root: Module, name: string, cfg: LoraConfig, modelType: string, rng: Rng): string[] | string {
+/** The Linear (or LoRA) modules adapter config `cfg` targets, and targetModules as saved; throws before touching the model. */
+function planLora(root: Module, cfg: LoraConfig, modelType: string): { targets: string[] | string; matched: Array<[string, Module]> } {
   const modules = baseModules(root);
   const linearPaths = modules.filter(([, m]) => m instanceof Linear || m instanceof LoraLinear).map(([p]) => p);
   const targets = resolveTargets(cfg, modelType, linearPaths, OUTPUT_HEAD);
@@ -37,6 +38,10 @@ function injectLora(root: Module, name: string, cfg: LoraConfig, modelType: stri
         'target Linear modules only, e.g. q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj');
     }
   }
+  return { targets, matched };
+}
+
+function applyLora(root: Module, name: string, cfg: LoraConfig, matched: ReadonlyArray<[string, Module]>, rng: Rng): void {
   for (const [path, m] of matched) {
     let layer: LoraLinear;
     if (m instanceof LoraLinear) layer = m;
@@ -46,33 +51,43 @@ function injectLora(root: Module, name: string, cfg: LoraConfig, modelType: stri
     }
     layer.addAdapter(name, adapterSpec(cfg, path), rng);
   }
-  return targets;
 }
 
-function injectModulesToSave(root: Module, name: string, names: readonly string[], backend: Backend): void {
+/** The modules modulesToSave names (path equal to an entry or ending in "." + entry). */
+function planSaved(root: Module, names: readonly string[]): Array<[string, Module]> {
+  if (names.length === 0) return [];
   const modules = baseModules(root);
   const matched = modules.filter(([p]) => names.some((n) => p === n || p.endsWith(`.${n}`)));
   if (matched.length === 0) throw noMatchError('modulesToSave', names, modules);
   for (const [path, m] of matched) {
+    if (!(m instanceof ModulesToSaveWrapper) && !isSavable(m)) {
+      throw new ConfigError(`LoraConfig.modulesToSave matches ${path} (${m.constructor.name})`, 'modulesToSave supports Linear, Embedding and RMSNorm modules (e.g. lm_head, embed_tokens, norm)');
+    }
+  }
+  return matched;
+}
+
+function applySaved(root: Module, name: string, matched: ReadonlyArray<[string, Module]>, backend: Backend): void {
+  for (const [path, m] of matched) {
     let w: ModulesToSaveWrapper;
     if (m instanceof ModulesToSaveWrapper) w = m;
-    else if (isSavable(m)) {
-      w = new ModulesToSaveWrapper(m);
+    else {
+      w = new ModulesToSaveWrapper(m as SavableModule);
       replaceModuleAt(root, path, w);
-    } else {
-      throw new ConfigError(`LoraConfig.modulesToSave matches ${path} (${m.constructor.name})`, 'modulesToSave supports Linear, Embedding and RMSNorm modules (e.g. lm_head, embed_tokens, norm)');
     }
     w.addAdapter(name, backend);
   }
 }
 
 /**
- * Adds adapter `name` to the model tree under `root` and returns its config with
+ * Adds adapter `name` to the model tree under `root` (all checks first, so a bad config
+ * leaves the model untouched) and returns its config with
  * targetModules as PEFT saves it (defaults filled, "all-linear" expanded to full paths).
  */
 export function injectAdapter(root: Module, name: string, cfg: LoraConfig, opts: { modelType: string; backend: Backend; seed: number }): LoraConfig {
-  const rng = new Rng(opts.seed);
-  const targets = injectLora(root, name, cfg, opts.modelType, rng);
-  if (cfg.modulesToSave !== null && cfg.modulesToSave.length > 0) injectModulesToSave(root, name, cfg.modulesToSave, opts.backend);
+  const { targets, matched } = planLora(root, cfg, opts.modelType);
+  const saved = planSaved(root, cfg.modulesToSave ?? []);
+  applyLora(root, name, cfg, matched, new Rng(opts.seed));
+  applySaved(root, name, saved, opts.backend);
   return { ...cfg, targetModules: targets };
 }

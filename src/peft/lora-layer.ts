@@ -186,8 +186,8 @@ export class LoraLinear extends Module {
     scope(() => {
       const delta = this.#variant.deltaWeight(backend, this, name);
       const scale = sign * this.adapter(name).spec.scaling;
-      if (base instanceof Linear) addToDense(base, delta, scale, backend);
-      else if (isMergeable(base)) base.addDeltaWeight(delta, scale, backend);
+      if (isMergeable(base)) base.addDeltaWeight(delta, scale, backend);
+      else if (base instanceof Linear) addToDense(base, delta, scale, backend);
       else throw new ConfigError(`cannot merge LoRA into a ${base.constructor.name} base layer`, 'run with the adapter unmerged, or merge into a dense (f32/bf16) base');
     });
   }
