@@ -132,12 +132,16 @@ test('save -> fromPretrained gives identical tensors and logits; non-default ada
 
 test('bias "all" and modulesToSave are saved under PEFT keys and load back', (t) => {
   const out = tempDir(t);
-  const p = getPeftModel(randomQwen2(5), { targetModules: ['q_proj'], bias: 'all', modulesToSave: ['lm_head'] });
+  const p = getPeftModel(Object.assign(randomQwen2(5), { nameOrPath: 'org/qwen2-tiny' }), { targetModules: ['q_proj'], bias: 'all', modulesToSave: ['lm_head'] });
   randomizeB(p.loraLayers(), 'default', 3, 0.1);
   const head = p.baseModel.lm_head?.weight;
   head?.data.fill(0.01); // the trained copy, not the original
   const want = logitsOf(p, PROMPT.map((i) => i % 97));
   p.savePretrained(out);
+  const text = readFileSync(join(out, 'adapter_config.json'), 'utf8');
+  assert.match(text, /"base_model_name_or_path": "org\/qwen2-tiny",\n/); // from the model's nameOrPath
+  assert.match(text, /"modules_to_save": \[\n {4}"lm_head"\n {2}\],\n/);
+  assert.match(text, /"bias": "all",\n/);
   const f = SafetensorsFile.open(join(out, 'adapter_model.safetensors'));
   const keys = [...f.tensors.keys()];
   f.close();
