@@ -14,3 +14,4 @@ export { memoryStats, resetPeak, type MemoryStats, type MemoryCategory } from '.
 export { nativeBackend, refBackend, type Backend } from './backend/index.js';
 export { activeIsa, setIsa, supportedIsas, type Isa } from './backend/native/addon.js';
 export { FtuneError, FormatError, ShapeError, ConfigError, NativeError, IoError } from './errors.js';
+export * from './peft/index.js';

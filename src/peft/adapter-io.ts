@@ -77,8 +77,7 @@ export function adapterTensors(peft: PeftModel, name: string): Map<string, Tenso
 }
 
 function nameOrPathOf(peft: PeftModel): string | null {
-  const m = peft.baseModel;
-  return 'nameOrPath' in m && typeof m.nameOrPath === 'string' ? m.nameOrPath : null;
+  return peft.baseModel.nameOrPath === '' ? null : peft.baseModel.nameOrPath;
 }
 
 /** adapter_config.json's exact text for this config as saved (inference_mode true). */

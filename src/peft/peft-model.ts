@@ -3,8 +3,7 @@
 // PeftModel passes them through and the Trainer treats it like the base model. Holds
 // several named adapters; one is active. Parameter names carry PEFT's
 // "base_model.model." prefix.
-import type { FTensor } from '../backend/backend.js';
-import type { Ops } from '../autograd/ops.js';
+import type { CrossEntropyResult, Ops } from '../autograd/ops.js';
 import { ConfigError } from '../errors.js';
 import type { GenerateOptions } from '../generate/generate.js';
 import type { KvCache } from '../models/llama/kv-cache.js';
@@ -288,7 +287,7 @@ export class PeftModel {
     return this.baseModel.forward(ids, batch, cache, logitsFor);
   }
   // ids (B*T), labels (B*T) -> loss (1)
-  loss(ops: Ops, ids: Int32Array, labels: Int32Array, batch: number, opts: { checkpoint?: boolean } = {}): { loss: FTensor; sum: number; count: number } {
+  loss(ops: Ops, ids: Int32Array, labels: Int32Array, batch: number, opts: { checkpoint?: boolean } = {}): CrossEntropyResult {
     this.#check();
     return this.baseModel.loss(ops, ids, labels, batch, opts);
   }

@@ -77,7 +77,8 @@ test('savePretrained writes adapter_config.json exactly as PEFT and the tensors 
   const dir = fixture(t, 'hf_models', 'stories260K-hf');
   if (dir === undefined) return;
   const out = tempDir(t);
-  const p = getPeftModel(loadStories(dir), CONFIG);
+  // As loaded by from_pretrained("stories260K-hf"): the base model's name goes to the config.
+  const p = getPeftModel(Object.assign(loadStories(dir), { nameOrPath: 'stories260K-hf' }), CONFIG);
   p.savePretrained(out);
   assert.equal(readFileSync(join(out, 'adapter_config.json'), 'utf8'), GOLDEN_CONFIG);
   const bytes = readFileSync(join(out, 'adapter_model.safetensors'));

@@ -1,6 +1,5 @@
 // Shared setup for the PEFT tests: stories260K-hf (and a random Qwen2-style model with an
 // untied lm_head and q/k/v biases) on a backend that has the ops LoRA's forward uses.
-import type { Backend, FTensor } from '../../src/backend/backend.js';
 import { nativeBackend } from '../../src/backend/index.js';
 import { AutoModelForCausalLM } from '../../src/models/auto.js';
 import { llamaConfigFromHf } from '../../src/models/llama/config.js';
@@ -9,23 +8,8 @@ import { scope } from '../../src/tensor/scope.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { Rng } from '../helpers/random.js';
 
-/**
- * The native backend, with a TypeScript addScaled where the addon does not have it yet
- * (the backward-ops branch adds it); a + s * b rounded to f32 once, as the kernel does.
- */
-export function loraBackend(): Backend {
-  const b: Partial<Backend> = nativeBackend;
-  if (typeof b.addScaled === 'function') return nativeBackend;
-  const addScaled = (a: FTensor, x: FTensor, s: number): FTensor => {
-    const y = Tensor.zeros(a.shape, a.dtype);
-    for (let i = 0; i < y.size; i++) y.data[i] = (a.data[i] ?? 0) + s * (x.data[i] ?? 0);
-    return y;
-  };
-  return { ...nativeBackend, addScaled };
-}
-
 export function loadStories(dir: string): LlamaForCausalLM {
-  return AutoModelForCausalLM.fromPretrained(dir, { backend: loraBackend() });
+  return AutoModelForCausalLM.fromPretrained(dir, { backend: nativeBackend });
 }
 
 export const QWEN2_CONFIG = {
@@ -42,7 +26,7 @@ export function randomQwen2(seed: number): LlamaForCausalLM {
     const values = role === 'norm' ? rng.normals(n, 0.1).map((v) => 1 + v) : rng.normals(n, role === 'bias' ? 0.1 : 0.2);
     return Tensor.from(shape, 'f32', values, 'weights');
   };
-  return new LlamaForCausalLM(llamaConfigFromHf(QWEN2_CONFIG), source, loraBackend());
+  return new LlamaForCausalLM(llamaConfigFromHf(QWEN2_CONFIG), source, nativeBackend);
 }
 
 /** Logits of every position of `ids` (one row), as a plain array. */

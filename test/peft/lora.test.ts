@@ -11,7 +11,8 @@ import { AutoModelForCausalLM } from '../../src/models/auto.js';
 import { bf16ToF32, f32ToBf16 } from '../../src/backend/ref/gemm.js';
 import { scope } from '../../src/tensor/scope.js';
 import { fixture } from '../helpers/data.js';
-import { loadStories, logitsOf, loraBackend, maxAbsDiff, randomizeB, randomQwen2 } from './helpers.js';
+import { nativeBackend } from '../../src/backend/index.js';
+import { loadStories, logitsOf, maxAbsDiff, randomizeB, randomQwen2 } from './helpers.js';
 
 const PROMPT = [1, 403, 407, 261, 378, 13, 9, 100];
 /**
@@ -167,7 +168,7 @@ test('random B: merged == unmerged, same greedy text; unmerge restores W; disabl
 test('bf16 base: merge adds scaling * B @ A in f32 and rounds to bf16 once per weight', (t) => {
   const dir = fixture(t, 'hf_models', 'stories260K-hf');
   if (dir === undefined) return;
-  const model = AutoModelForCausalLM.fromPretrained(dir, { backend: loraBackend(), dtype: 'bf16' });
+  const model = AutoModelForCausalLM.fromPretrained(dir, { backend: nativeBackend, dtype: 'bf16' });
   const p = getPeftModel(model, { targetModules: ['o_proj'], loraAlpha: 16 });
   randomizeB(p.loraLayers(), 'default', 9, 0.05);
   const [, l] = p.loraLayers()[1] ?? [];

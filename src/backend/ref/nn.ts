@@ -3,7 +3,7 @@
 // inputs may be f32 or f64 (finite-difference gradient checks); outputs take their dtype.
 // The shape/dtype checks live in ../nn-checks.ts (re-exported here for the native side).
 import { ShapeError } from '../../errors.js';
-import { Tensor, type Shape } from '../../tensor/tensor.js';
+import { Tensor } from '../../tensor/tensor.js';
 import type { FloatDType } from '../../tensor/dtype.js';
 import type { NnOps } from '../backend.js';
 import { hasDtype, refNnChecks as checks } from '../nn-checks.js';
