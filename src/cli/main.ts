@@ -7,8 +7,10 @@ import { helpText, parseFlags, type CliIo, type Command } from './command.js';
 import { convertLlama2cCommand } from './commands/convert-llama2c.js';
 import { generateCommand } from './commands/generate.js';
 import { trainCommand } from './commands/train.js';
+import { evalCommand } from './commands/eval.js';
+import { mergeCommand } from './commands/merge.js';
 
-const COMMANDS: readonly Command[] = [trainCommand, generateCommand, convertLlama2cCommand];
+const COMMANDS: readonly Command[] = [trainCommand, evalCommand, generateCommand, mergeCommand, convertLlama2cCommand];
 
 function usage(): string {
   const rows = COMMANDS.map((c) => `  ${c.name.padEnd(18)} ${c.summary}`);

@@ -105,6 +105,8 @@ export class Tokenizer {
   readonly eosTokenIds: number[];
   readonly padTokenId: number | undefined;
   readonly unkTokenId: number | undefined;
+  /** The directory the tokenizer was loaded from (its files are copied next to saved models). */
+  dir: string | undefined;
 
   /**
    * From parsed tokenizer.json and tokenizer_config.json objects (special_tokens_map.json
@@ -154,7 +156,9 @@ export class Tokenizer {
     const opt = (name: string): JsonObject => (existsSync(join(dir, name)) ? readJsonObject(join(dir, name)) : {});
     const tplPath = join(dir, 'chat_template.jinja');
     const template = existsSync(tplPath) ? readFileSync(tplPath, 'utf8') : undefined;
-    return new Tokenizer(readJsonObject(tokPath), opt('tokenizer_config.json'), opt('special_tokens_map.json'), tokPath, template);
+    const tokenizer = new Tokenizer(readJsonObject(tokPath), opt('tokenizer_config.json'), opt('special_tokens_map.json'), tokPath, template);
+    tokenizer.dir = dir;
+    return tokenizer;
   }
 
   #idOf(token: string | undefined): number | undefined {

@@ -7,13 +7,16 @@ import { join } from 'node:path';
 import type { Backend } from '../backend/backend.js';
 import { Ops, type CrossEntropyResult } from '../autograd/ops.js';
 import { Tape } from '../autograd/tape.js';
-import { DataLoader, type Batch, type Example } from '../data/index.js';
+import { DataLoader, padIdOf, type Batch, type Example } from '../data/index.js';
+import type { Tokenizer } from '../tokenizer/tokenizer.js';
+import { copyTokenizerFiles } from '../tokenizer/files.js';
 import { ConfigError } from '../errors.js';
 import { scope } from '../tensor/scope.js';
 import { Tensor } from '../tensor/tensor.js';
 import { resolveTrainingArguments, type TrainingArguments } from './args.js';
 import type { TrainerCallback, TrainerControl } from './callbacks.js';
 import { listCheckpoints, loadCheckpoint, resolveResume, rotateCheckpoints, saveCheckpoint, type RunTotals } from './checkpoint.js';
+import { evaluateLoss } from './evaluate.js';
 import { Optimizer } from './optim.js';
 import { FlatParams } from './params.js';
 import { lrMultiplier, warmupSteps, type ScheduleSpec } from './schedule.js';
@@ -32,8 +35,8 @@ export interface TrainerOptions {
   args: Partial<TrainingArguments> & { outputDir: string };
   trainDataset: Example[];
   evalDataset?: Example[];
-  /** Pad id for batches (default 0); the CLI passes the tokenizer's. */
-  padTokenId?: number;
+  /** Pads batches (its pad id, else EOS) and is saved with every checkpoint and the final model. */
+  tokenizer?: Tokenizer;
   callbacks?: TrainerCallback[];
 }
 
@@ -59,6 +62,7 @@ export class Trainer {
   readonly evalDataset: Example[] | undefined;
   readonly callbacks: TrainerCallback[];
   readonly padTokenId: number;
+  readonly tokenizer: Tokenizer | undefined;
   state: TrainerState;
   #params: FlatParams | undefined;
 
@@ -68,7 +72,8 @@ export class Trainer {
     this.trainDataset = opts.trainDataset;
     this.evalDataset = opts.evalDataset;
     this.callbacks = opts.callbacks ?? [];
-    this.padTokenId = opts.padTokenId ?? 0;
+    this.tokenizer = opts.tokenizer;
+    this.padTokenId = opts.tokenizer === undefined ? 0 : padIdOf(opts.tokenizer);
     if (this.trainDataset.length === 0) throw new ConfigError('Trainer: the training dataset is empty', 'check the data file and --max-length');
     if (this.args.evalStrategy !== 'no' && (this.evalDataset === undefined || this.evalDataset.length === 0)) {
       throw new ConfigError(`Trainer: evalStrategy is "${this.args.evalStrategy}" but there is no evaluation dataset`, 'pass evalDataset (--eval-data or --val-split) or set evalStrategy "no"');
@@ -192,24 +197,10 @@ export class Trainer {
   /** Loss over the evaluation set (token-weighted mean), perplexity and token accuracy. */
   evaluate(dataset: Example[] | undefined = this.evalDataset): Record<string, number> {
     if (dataset === undefined || dataset.length === 0) throw new ConfigError('evaluate: no evaluation dataset', 'pass evalDataset to the Trainer');
-    const started = performance.now();
-    const loader = new DataLoader(dataset, { batchSize: this.args.perDeviceEvalBatchSize, shuffle: false, seed: 0, padId: this.padTokenId });
-    let sum = 0;
-    let count = 0;
-    let correct = 0;
-    for (const batch of loader.epoch(0)) {
-      scope(() => {
-        const r = this.model.loss(this.#ops(undefined, 0), batch.inputIds, batch.labels, batch.batchSize, {});
-        sum += r.sum;
-        count += r.count;
-        correct += r.correct;
-      });
-    }
-    const runtime = (performance.now() - started) / 1000;
-    const loss = count > 0 ? sum / count : 0;
+    const r = evaluateLoss(this.model, dataset, { batchSize: this.args.perDeviceEvalBatchSize, padId: this.padTokenId, bf16: this.args.bf16 });
     const metrics = {
-      eval_loss: loss, eval_perplexity: Math.exp(loss), eval_token_accuracy: count > 0 ? correct / count : 0, eval_tokens: count,
-      eval_runtime: runtime, eval_samples_per_second: dataset.length / runtime, epoch: this.state.epoch, step: this.state.globalStep,
+      eval_loss: r.loss, eval_perplexity: r.perplexity, eval_token_accuracy: r.tokenAccuracy, eval_tokens: r.tokens,
+      eval_runtime: r.seconds, eval_samples_per_second: dataset.length / r.seconds, epoch: this.state.epoch, step: this.state.globalStep,
     };
     this.#log(metrics);
     return metrics;
@@ -232,14 +223,15 @@ export class Trainer {
         this.state.bestGlobalStep = this.state.globalStep;
       }
     }
-    saveCheckpoint(dir, { saveModel: (d) => this.model.savePretrained(d), optimizer, state: this.state, totals, args: a, schedule: { ...schedule, step: this.state.globalStep } });
+    saveCheckpoint(dir, { saveModel: (d) => this.saveModel(d), optimizer, state: this.state, totals, args: a, schedule: { ...schedule, step: this.state.globalStep } });
     rotateCheckpoints(a.outputDir, a.saveTotalLimit, this.state.bestModelCheckpoint);
     for (const cb of this.callbacks) cb.onSave?.(this.state, dir);
   }
 
-  /** Saves the final model or adapter (what savePretrained writes) into dir. */
+  /** Saves the model or adapter (what savePretrained writes) and the tokenizer files into dir. */
   saveModel(dir: string = this.args.outputDir): void {
     this.model.savePretrained(dir);
+    if (this.tokenizer?.dir !== undefined) copyTokenizerFiles(this.tokenizer.dir, dir);
   }
 
   /** checkpoint-N directories written so far. */

@@ -2,16 +2,18 @@
 // stdout gets exactly the prompt followed by the generated text, as tokens arrive;
 // everything else (load time, speed) goes to stderr.
 import { ConfigError } from '../../errors.js';
-import { AutoModelForCausalLM, resolveDType } from '../../models/auto.js';
+import { resolveDType } from '../../models/auto.js';
+import { loadModel } from './train-setup.js';
 import { AutoTokenizer } from '../../tokenizer/tokenizer.js';
 import { numberFlag, required, type Command } from '../command.js';
 
 export const generateCommand: Command = {
   name: 'generate',
   summary: 'generate text from a model directory (greedy or sampled, streamed)',
-  usage: 'ftune generate --model DIR --prompt TEXT [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S] [--dtype f32|bf16] [--chat]',
+  usage: 'ftune generate --model DIR [--adapter DIR] --prompt TEXT [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S] [--dtype f32|bf16] [--chat]',
   flags: {
     model: { type: 'string', arg: 'DIR', help: 'HF model directory (config.json, *.safetensors, tokenizer.json)' },
+    adapter: { type: 'string', arg: 'DIR', help: 'PEFT adapter directory applied without merging' },
     prompt: { type: 'string', arg: 'TEXT', help: 'text to continue', default: '' },
     'max-new-tokens': { type: 'string', arg: 'N', help: 'new tokens at most', default: '128' },
     temperature: { type: 'string', arg: 'T', help: '0 = greedy; default: generation_config.json, else greedy' },
@@ -34,7 +36,7 @@ export const generateCommand: Command = {
 
     const started = performance.now();
     const tokenizer = await AutoTokenizer.fromPretrained(dir);
-    const model = AutoModelForCausalLM.fromPretrained(dir, { dtype });
+    const model = loadModel(dir, typeof values['adapter'] === 'string' ? values['adapter'] : undefined, dtype);
     io.stderr(`loaded ${dir} (${model.config.modelType}, ${dtype}) in ${((performance.now() - started) / 1000).toFixed(2)} s\n`);
 
     let inputIds: number[];

@@ -3,14 +3,21 @@
 import { DATA_FORMATS, loadDataset, packExamples, splitValidation, type DataFormat, type Example } from '../../data/index.js';
 import { ConfigError } from '../../errors.js';
 import type { Tokenizer } from '../../tokenizer/tokenizer.js';
-import { numberFlag, required, type FlagValues, type Flags } from '../command.js';
+import { AutoModelForCausalLM } from '../../models/auto.js';
+import type { WeightDType } from '../../models/load.js';
+import type { LlamaForCausalLM } from '../../models/llama/model.js';
+import { PeftModel } from '../../peft/index.js';
+import { numberFlag, required, type Flag, type FlagValues, type Flags } from '../command.js';
+
+export const FORMAT_FLAG: Flag = { type: 'string', arg: 'NAME', help: `data format: ${DATA_FORMATS.join(', ')} (default: detected from the fields)` };
+export const MAX_LENGTH_FLAG: Flag = { type: 'string', arg: 'N', help: 'truncate examples to N tokens', default: '1024' };
 
 export const DATA_FLAGS: Flags = {
   data: { type: 'string', arg: 'FILE', help: 'training data: JSON or JSONL (text, prompt/completion, alpaca, messages, sharegpt)' },
   'eval-data': { type: 'string', arg: 'FILE', help: 'evaluation data (same formats)' },
   'val-split': { type: 'string', arg: 'F', help: 'hold out this fraction of --data for evaluation (when no --eval-data)' },
-  format: { type: 'string', arg: 'NAME', help: `data format: ${DATA_FORMATS.join(', ')} (default: detected from the fields)` },
-  'max-length': { type: 'string', arg: 'N', help: 'truncate examples to N tokens', default: '1024' },
+  format: FORMAT_FLAG,
+  'max-length': MAX_LENGTH_FLAG,
   'train-on-prompt': { type: 'boolean', help: 'compute the loss on prompts too (default: completions / assistant turns only)' },
   packing: { type: 'boolean', help: 'concatenate examples into rows of --max-length tokens' },
 };
@@ -45,4 +52,10 @@ export function readDatasets(cmd: string, values: FlagValues, tokenizer: Tokeniz
   }
   if (values['packing'] === true) train = packExamples(train, maxLength, tokenizer.eosTokenId);
   return { train, eval: evalSet };
+}
+
+/** A base model, with the PEFT adapter in `adapterDir` applied (unmerged) when given. */
+export function loadModel(modelDir: string, adapterDir: string | undefined, dtype: WeightDType): LlamaForCausalLM | PeftModel {
+  const base = AutoModelForCausalLM.fromPretrained(modelDir, { dtype });
+  return adapterDir === undefined ? base : PeftModel.fromPretrained(base, adapterDir);
 }

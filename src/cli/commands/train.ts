@@ -7,8 +7,6 @@ import { AutoModelForCausalLM } from '../../models/auto.js';
 import type { LlamaForCausalLM } from '../../models/llama/model.js';
 import { getPeftModel, LoraConfig } from '../../peft/index.js';
 import { AutoTokenizer } from '../../tokenizer/tokenizer.js';
-import { copyTokenizerFiles } from '../../tokenizer/files.js';
-import { padIdOf } from '../../data/index.js';
 import { EarlyStoppingCallback, type TrainerCallback } from '../../train/callbacks.js';
 import { Trainer, type TrainableModel } from '../../train/trainer.js';
 import type { TrainingArguments } from '../../train/args.js';
@@ -76,10 +74,9 @@ export const trainCommand: Command = {
     if (patience !== undefined) callbacks.push(new EarlyStoppingCallback({ patience }));
     io.stderr(`training ${method} on ${data.train.length} examples${data.eval !== undefined ? `, evaluating on ${data.eval.length}` : ''}\n`);
 
-    const trainer = new Trainer({ model, args, trainDataset: data.train, ...(data.eval !== undefined ? { evalDataset: data.eval } : {}), padTokenId: padIdOf(tokenizer), callbacks });
+    const trainer = new Trainer({ model, args, trainDataset: data.train, ...(data.eval !== undefined ? { evalDataset: data.eval } : {}), tokenizer, callbacks });
     const result = trainer.train();
     trainer.saveModel(output);
-    copyTokenizerFiles(modelDir, output);
     const evalLoss = data.eval !== undefined ? trainer.evaluate()['eval_loss'] : undefined;
     const total = base.namedParameters().reduce((n, [, t]) => n + t.size, 0);
     const trainable = model.trainableParameters().reduce((n, [, t]) => n + t.size, 0);
