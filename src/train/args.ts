@@ -125,3 +125,11 @@ export function resolveTrainingArguments(input: Partial<TrainingArguments> & { o
   }
   return a;
 }
+
+/**
+ * `TrainingArguments({ ... })`: the Transformers constructor, camelCased; fills the
+ * defaults and validates (same as resolveTrainingArguments).
+ */
+export function TrainingArguments(input: Partial<TrainingArguments> & { outputDir: string }): TrainingArguments {
+  return resolveTrainingArguments(input);
+}
