@@ -7,6 +7,7 @@
 // channels, H query heads, Hkv key/value heads, D head dim, F ffn width, V vocab.
 import type { Tensor } from '../tensor/tensor.js';
 import type { FloatDType } from '../tensor/dtype.js';
+import type { Quant4Weight, QuantType } from '../quant/types.js';
 
 /**
  * A float activation or gradient: f32, or f64 on the reference backend (finite-difference
@@ -122,6 +123,26 @@ export interface AdamwStep {
   gradScale: number;
 }
 
-export interface Backend extends GemmOps, NnOps, GradOps {
+/** 4-bit (bitsandbytes NF4/FP4) quantization and the fused 4-bit linear layer. */
+export interface QuantOps {
+  /**
+   * Blockwise 4-bit quantization of w (N, K) f32|bf16 exactly as bitsandbytes: absmax per
+   * block, nearest code (ties to the lower code), element 2j in the high nibble; with
+   * doubleQuant the absmax values are quantized again (offset = mean, 8-bit dynamic map,
+   * blocks of 256).
+   */
+  quantize4bit(w: Tensor, opts: { quantType: QuantType; blocksize: number; doubleQuant: boolean }): Quant4Weight;
+  /** The f32 (N, K) matrix a 4-bit weight stands for (for merging and tests). */
+  dequantize4bit(q: Quant4Weight): Tensor<'f32'>;
+  /**
+   * y (M, N) = x (M, K) W^T (+ bias) with W dequantized tile by tile inside the GEMM
+   * (never materialised whole). computeDtype bf16 rounds x and the dequantized W to bf16.
+   */
+  linear4bit(x: FTensor, q: Quant4Weight, bias: FTensor | undefined, computeDtype: 'f32' | 'bf16'): Tensor<'f32'>;
+  /** dx (M, K) = dy (M, N) W, dequantizing the same way (no weight gradient: W is frozen). */
+  linear4bitBackwardInput(dy: FTensor, q: Quant4Weight, computeDtype: 'f32' | 'bf16'): Tensor<'f32'>;
+}
+
+export interface Backend extends GemmOps, NnOps, GradOps, QuantOps {
   readonly name: 'native' | 'ref';
 }
