@@ -7,6 +7,7 @@ import { ShapeError } from '../errors.js';
 import { scope } from '../tensor/scope.js';
 import { Tensor, type Shape } from '../tensor/tensor.js';
 import { Tape, type LeafSink } from './tape.js';
+import type { Quant4Weight } from '../quant/types.js';
 
 /** Mean loss (1), and the float64 sum, number of labelled tokens and argmax hits. */
 export interface CrossEntropyResult {
@@ -78,6 +79,24 @@ export class Ops {
         this.backend.sumRowsInto(db, g2, false);
       }
       return [dx, dw, db];
+    });
+    return y;
+  }
+
+  // x (..., K), W 4-bit (N, K), b (N) -> (..., N); gradient for x (and b), never for W
+  linear4bit(x: FTensor, q: Quant4Weight, b: FTensor | undefined, computeDtype: 'f32' | 'bf16'): FTensor {
+    const [n, k] = q.shape;
+    const m = x.size / k;
+    const y = this.backend.linear4bit(x.reshape([m, k]), q, b, computeDtype).reshape([...x.shape.slice(0, -1), n]);
+    this.tape?.record([x, b], y, (g) => {
+      const g2 = g.reshape([m, n]);
+      const dx = this.#tracks(x) ? this.backend.linear4bitBackwardInput(g2, q, computeDtype).reshape(x.shape) : undefined;
+      let db: FTensor | undefined;
+      if (b !== undefined && this.#tracks(b)) {
+        db = Tensor.zeros([n], g.dtype);
+        this.backend.sumRowsInto(db, g2, false);
+      }
+      return [dx, db];
     });
     return y;
   }

@@ -6,7 +6,9 @@ import { nativeBackend } from '../backend/index.js';
 import { ConfigError, FormatError } from '../errors.js';
 import type { GenerationDefaults } from '../generate/generate.js';
 import type { LlamaForCausalLM } from './llama/model.js';
-import { checkpointSource, readJson, readJsonIfExists, type WeightDType } from './load.js';
+import { checkpointSource, quantSourceFor, readJson, readJsonIfExists, type WeightDType } from './load.js';
+import { CheckpointDir } from '../io/checkpoint-dir.js';
+import { bnbConfigFromHf, type BitsAndBytesConfig } from '../quant/config.js';
 import { MODEL_FAMILIES } from './registry.js';
 
 export interface FromPretrainedOptions {
@@ -14,6 +16,8 @@ export interface FromPretrainedOptions {
   dtype?: WeightDType | 'float32' | 'bfloat16';
   /** Where the model runs (tests pass the reference backend). Default native. */
   backend?: Backend;
+  /** Quantize the linear layers to 4 bits while loading (QLoRA). */
+  quantizationConfig?: BitsAndBytesConfig;
 }
 
 const DTYPE_ALIASES: Record<string, WeightDType> = { f32: 'f32', float32: 'f32', bf16: 'bf16', bfloat16: 'bf16' };
@@ -63,11 +67,16 @@ export const AutoModelForCausalLM = {
     }
     const config = family.parseConfig(json, configPath);
     const backend = opts.backend ?? nativeBackend;
-    const { source, close } = checkpointSource(dir, backend, resolveDType(opts.dtype));
+    const ckpt = CheckpointDir.open(dir);
+    const { source, close } = checkpointSource(dir, backend, resolveDType(opts.dtype), ckpt);
+    const stored = (json as { quantization_config?: unknown }).quantization_config;
+    const bnb = stored !== undefined && stored !== null ? bnbConfigFromHf(stored, configPath) : opts.quantizationConfig?.loadIn4bit === true ? opts.quantizationConfig : undefined;
     try {
-      const model = family.create(config, source, backend);
+      const quant = bnb === undefined ? undefined : quantSourceFor(ckpt, backend, bnb, stored !== undefined && stored !== null);
+      const model = family.create(config, source, backend, quant);
       model.generationConfig = readGenerationConfig(dir);
       model.nameOrPath = dir;
+      model.quantizationConfig = bnb;
       return model;
     } finally {
       close();

@@ -3,16 +3,16 @@
 // differ only in config fields (biases, sliding window, rope).
 import type { Backend } from '../backend/backend.js';
 import { llamaConfigFromHf, type LlamaConfig } from './llama/config.js';
-import { LlamaForCausalLM, type WeightSource } from './llama/model.js';
+import { LlamaForCausalLM, type QuantSource, type WeightSource } from './llama/model.js';
 
 export interface ModelFamily {
   parseConfig(json: unknown, file: string): LlamaConfig;
-  create(config: LlamaConfig, source: WeightSource, backend: Backend): LlamaForCausalLM;
+  create(config: LlamaConfig, source: WeightSource, backend: Backend, quant?: QuantSource): LlamaForCausalLM;
 }
 
 const llamaFamily: ModelFamily = {
   parseConfig: llamaConfigFromHf,
-  create: (config, source, backend) => new LlamaForCausalLM(config, source, backend),
+  create: (config, source, backend, quant) => new LlamaForCausalLM(config, source, backend, quant),
 };
 
 export const MODEL_FAMILIES: Readonly<Record<string, ModelFamily>> = {

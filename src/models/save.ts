@@ -10,11 +10,17 @@ import type { GenerationDefaults } from '../generate/generate.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { ShapeError } from '../errors.js';
 import type { LlamaConfig } from './llama/config.js';
+import type { Module } from '../nn/module.js';
+import { Linear4bit } from '../nn/linear4bit.js';
+import { bnbConfigToHf, type BitsAndBytesConfig } from '../quant/config.js';
+import { quantTensors } from '../quant/serialize.js';
 
 interface SavableModel {
   config: LlamaConfig;
   generationConfig: GenerationDefaults;
+  quantizationConfig: BitsAndBytesConfig | undefined;
   namedParameters(): Array<[string, Tensor]>;
+  namedModules(): Array<[string, Module]>;
 }
 
 const FILE_DTYPE = { f32: 'F32', bf16: 'BF16', f16: 'F16' } as const;
@@ -36,10 +42,14 @@ export function tensorsToWrite(named: ReadonlyArray<[string, Tensor]>): TensorTo
 export function saveModel(model: SavableModel, dir: string): void {
   mkdirSync(dir, { recursive: true });
   const named = model.namedParameters();
-  const dtypes = new Set(named.filter(([n]) => n.endsWith('_proj.weight')).map(([, t]) => t.dtype));
+  const dtypes = new Set(named.filter(([n]) => n.endsWith('_proj.weight') || n === 'model.embed_tokens.weight').map(([, t]) => t.dtype));
   const torchDtype = dtypes.size === 1 && dtypes.has('bf16') ? 'bfloat16' : 'float32';
-  writeShardedCheckpoint(dir, tensorsToWrite(named));
-  writeJsonFile(join(dir, 'config.json'), { ...model.config.raw, torch_dtype: torchDtype });
+  const quantized = model.namedModules().flatMap(([path, m]) => (m instanceof Linear4bit ? quantTensors(path, m.quant) : []));
+  writeShardedCheckpoint(dir, [...tensorsToWrite(named), ...quantized]);
+  const config: Record<string, unknown> = { ...model.config.raw, torch_dtype: torchDtype };
+  delete config['quantization_config'];
+  if (quantized.length > 0 && model.quantizationConfig !== undefined) config['quantization_config'] = bnbConfigToHf(model.quantizationConfig);
+  writeJsonFile(join(dir, 'config.json'), config);
   const g = model.generationConfig;
   const gen: Record<string, unknown> = {};
   if (model.config.bosTokenId !== null) gen['bos_token_id'] = model.config.bosTokenId;

@@ -5,7 +5,15 @@ import type { Ops } from '../autograd/ops.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { Module } from './module.js';
 
-export class Linear extends Module {
+/** Anything that maps (M, K) to (M, N): a dense Linear, a 4-bit Linear4bit, a LoRA wrapper. */
+export interface LinearLayer extends Module {
+  readonly inFeatures: number; // K
+  readonly outFeatures: number; // N
+  // x (M, K) -> (M, N)
+  forward(ops: Ops, x: FTensor): FTensor;
+}
+
+export class Linear extends Module implements LinearLayer {
   weight: Tensor; // (N, K), f32 or bf16
   bias: FTensor | undefined; // (N)
   constructor(weight: Tensor, bias?: FTensor) {

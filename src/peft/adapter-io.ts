@@ -13,7 +13,7 @@ import { scope } from '../tensor/scope.js';
 import type { DType } from '../tensor/dtype.js';
 import { loraConfigFromHf, loraConfigToHf, type LoraConfig } from './config.js';
 import type { PeftModel } from './peft-model.js';
-import { pyJsonDumps } from './py-json.js';
+import { pyJsonDumps } from '../io/py-json.js';
 
 export const ADAPTER_CONFIG_NAME = 'adapter_config.json';
 export const ADAPTER_WEIGHTS_NAME = 'adapter_model.safetensors';

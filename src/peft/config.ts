@@ -3,7 +3,7 @@
 // (peft/tuners/lora/config.py, peft/config.py): every key it writes, with its defaults,
 // so a file written here is the file PEFT writes for the same config.
 import { ConfigError, FormatError } from '../errors.js';
-import { PyFloat, type PyValue } from './py-json.js';
+import { PyFloat, type PyValue } from '../io/py-json.js';
 
 /** The PEFT release whose adapter_config.json keys and defaults we write. */
 export const PEFT_VERSION = '0.19.1';

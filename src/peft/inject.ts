@@ -5,6 +5,7 @@
 import type { Backend } from '../backend/backend.js';
 import { ConfigError } from '../errors.js';
 import { Linear } from '../nn/layers.js';
+import { Linear4bit } from '../nn/linear4bit.js';
 import type { Module } from '../nn/module.js';
 import { Rng } from '../util/rng.js';
 import type { LoraConfig } from './config.js';
@@ -25,7 +26,7 @@ export function adapterSpec(cfg: LoraConfig, path: string): LoraAdapterSpec {
 /** The Linear (or LoRA) modules adapter config `cfg` targets, and targetModules as saved; throws before touching the model. */
 function planLora(root: Module, cfg: LoraConfig, modelType: string): { targets: string[] | string; matched: Array<[string, Module]> } {
   const modules = baseModules(root);
-  const linearPaths = modules.filter(([, m]) => m instanceof Linear || m instanceof LoraLinear).map(([p]) => p);
+  const linearPaths = modules.filter(([, m]) => isLinear(m) || m instanceof LoraLinear).map(([p]) => p);
   const targets = resolveTargets(cfg, modelType, linearPaths, OUTPUT_HEAD);
   const matched = modules.filter(([p]) => isTargeted(cfg, targets, p));
   if (matched.length === 0) throw noMatchError('targetModules', cfg.targetModules, modules);
@@ -33,7 +34,7 @@ function planLora(root: Module, cfg: LoraConfig, modelType: string): { targets: 
     if (path === OUTPUT_HEAD) {
       throw new ConfigError(`LoraConfig.targetModules matches the output head ${OUTPUT_HEAD}`, 'LoRA on lm_head is not supported; put "lm_head" in modulesToSave to train it in full');
     }
-    if (!(m instanceof Linear) && !(m instanceof LoraLinear)) {
+    if (!isLinear(m) && !(m instanceof LoraLinear)) {
       throw new ConfigError(`LoraConfig.targetModules matches ${path} (${m.constructor.name}), which is not a Linear layer`,
         'target Linear modules only, e.g. q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj');
     }
@@ -46,7 +47,7 @@ function applyLora(root: Module, name: string, cfg: LoraConfig, matched: Readonl
     let layer: LoraLinear;
     if (m instanceof LoraLinear) layer = m;
     else {
-      layer = new LoraLinear(m as Linear);
+      layer = new LoraLinear(m as Linear | Linear4bit);
       replaceModuleAt(root, path, layer);
     }
     layer.addAdapter(name, adapterSpec(cfg, path), rng);
@@ -90,4 +91,9 @@ export function injectAdapter(root: Module, name: string, cfg: LoraConfig, opts:
   applyLora(root, name, cfg, matched, new Rng(opts.seed));
   applySaved(root, name, saved, opts.backend);
   return { ...cfg, targetModules: targets };
+}
+
+/** LoRA wraps dense and 4-bit linear layers alike (QLoRA is LoRA over a 4-bit base). */
+function isLinear(m: Module): m is Linear | Linear4bit {
+  return m instanceof Linear || m instanceof Linear4bit;
 }

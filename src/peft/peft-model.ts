@@ -12,7 +12,7 @@ import { Tensor as TensorClass, type Tensor } from '../tensor/tensor.js';
 import { resolveLoraConfig, type LoraConfig } from './config.js';
 import { asAdapterError, loadAdapterWeights, readAdapterConfig, saveAdapters, type LoadAdapterOptions, type SaveAdapterOptions } from './adapter-io.js';
 import { injectAdapter } from './inject.js';
-import { pyFixed } from './py-json.js';
+import { pyFixed } from '../io/py-json.js';
 import { LoraLinear } from './lora-layer.js';
 import { baseModules, replaceModuleAt } from './matching.js';
 import { ModulesToSaveWrapper } from './modules-to-save.js';

@@ -36,3 +36,12 @@ export interface Quant4Weight {
   /** dtype recorded in quant_state ("float32", "bfloat16", "float16"): the weight's dtype before quantization. */
   dtype: string;
 }
+
+/** Moves a freshly quantized weight's tensors into the persistent "weights" category. */
+export function persistQuant4(q: Quant4Weight): Quant4Weight {
+  q.codes.persist('weights');
+  q.absmax?.persist('weights');
+  q.nested?.codes.persist('weights');
+  q.nested?.absmax.persist('weights');
+  return q;
+}

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ConfigError, FormatError } from '../../src/errors.js';
 import { LORA_DEFAULTS, LoraConfig, loraConfigFromHf, loraConfigToHf } from '../../src/peft/config.js';
-import { PyFloat, pyFixed, pyFloatRepr, pyJsonDumps } from '../../src/peft/py-json.js';
+import { PyFloat, pyFixed, pyFloatRepr, pyJsonDumps } from '../../src/io/py-json.js';
 
 test('pyFloatRepr matches Python repr() for floats', () => {
   // Printed by CPython: repr(x) for each x.

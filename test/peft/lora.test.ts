@@ -141,7 +141,9 @@ test('random B: merged == unmerged, same greedy text; unmerge restores W; disabl
   if (base === undefined) return;
   const baseLogits = logitsOf(base, PROMPT);
   const baseText = base.generate(PROMPT, { maxNewTokens: 24, temperature: 0 });
-  const w0 = Float32Array.from(base.model.layers[2]?.mlp.down_proj.weight.data ?? []);
+  const down = base.model.layers[2]?.mlp.down_proj;
+  assert.ok(down instanceof Linear);
+  const w0 = Float32Array.from(down.weight.data);
   const p = getPeftModel(base, { r: 8, loraAlpha: 16, targetModules: 'all-linear' });
   randomizeB(p.loraLayers(), 'default', 3, 0.02);
   const lora = logitsOf(p, PROMPT);

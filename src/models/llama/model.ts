@@ -3,7 +3,10 @@
 import type { Backend, FTensor } from '../../backend/backend.js';
 import { Ops, type CrossEntropyResult } from '../../autograd/ops.js';
 import { ShapeError } from '../../errors.js';
-import { Embedding, Linear, RMSNorm } from '../../nn/layers.js';
+import { Embedding, Linear, RMSNorm, type LinearLayer } from '../../nn/layers.js';
+import { Linear4bit } from '../../nn/linear4bit.js';
+import type { Quant4Weight } from '../../quant/types.js';
+import type { BitsAndBytesConfig } from '../../quant/config.js';
 import { Module } from '../../nn/module.js';
 import { Tensor } from '../../tensor/tensor.js';
 import { ropeInvFreq, type LlamaConfig } from './config.js';
@@ -14,9 +17,20 @@ import { generate, type GenerateOptions, type GenerationDefaults } from '../../g
 /** Supplies the parameter stored under an HF name, with the shape the config implies. */
 export type WeightSource = (name: string, shape: number[], role: 'linear' | 'bias' | 'norm' | 'embedding') => Tensor;
 
-function linear(src: WeightSource, name: string, outF: number, inF: number, bias: boolean): Linear {
-  const b = bias ? src(`${name}.bias`, [outF], 'bias') : undefined;
-  return new Linear(src(`${name}.weight`, [outF, inF], 'linear'), b as Tensor<'f32'> | undefined);
+/**
+ * Supplies 4-bit weights: the quantized form of linear layer `name` (weight (N, K)), or
+ * undefined to keep it dense (lm_head and skipped modules).
+ */
+export interface QuantSource {
+  weight(name: string, shape: [number, number]): Quant4Weight | undefined;
+  computeDtype: 'f32' | 'bf16';
+}
+
+function linear(src: WeightSource, name: string, outF: number, inF: number, bias: boolean, quant?: QuantSource): LinearLayer {
+  const b = bias ? (src(`${name}.bias`, [outF], 'bias') as FTensor) : undefined;
+  const q = quant?.weight(name, [outF, inF]);
+  if (q !== undefined && quant !== undefined) return new Linear4bit(q, b, quant.computeDtype);
+  return new Linear(src(`${name}.weight`, [outF, inF], 'linear'), b);
 }
 
 function norm(src: WeightSource, name: string, c: number, eps: number): RMSNorm {
@@ -24,30 +38,30 @@ function norm(src: WeightSource, name: string, c: number, eps: number): RMSNorm 
 }
 
 export class LlamaAttention extends Module {
-  q_proj: Linear;
-  k_proj: Linear;
-  v_proj: Linear;
-  o_proj: Linear;
-  constructor(cfg: LlamaConfig, src: WeightSource, prefix: string) {
+  q_proj: LinearLayer;
+  k_proj: LinearLayer;
+  v_proj: LinearLayer;
+  o_proj: LinearLayer;
+  constructor(cfg: LlamaConfig, src: WeightSource, prefix: string, quant?: QuantSource) {
     super();
     const { hiddenSize: c, numAttentionHeads: h, numKeyValueHeads: hkv, headDim: d } = cfg;
-    this.q_proj = linear(src, `${prefix}.q_proj`, h * d, c, cfg.qkvBias);
-    this.k_proj = linear(src, `${prefix}.k_proj`, hkv * d, c, cfg.qkvBias);
-    this.v_proj = linear(src, `${prefix}.v_proj`, hkv * d, c, cfg.qkvBias);
-    this.o_proj = linear(src, `${prefix}.o_proj`, c, h * d, cfg.oBias);
+    this.q_proj = linear(src, `${prefix}.q_proj`, h * d, c, cfg.qkvBias, quant);
+    this.k_proj = linear(src, `${prefix}.k_proj`, hkv * d, c, cfg.qkvBias, quant);
+    this.v_proj = linear(src, `${prefix}.v_proj`, hkv * d, c, cfg.qkvBias, quant);
+    this.o_proj = linear(src, `${prefix}.o_proj`, c, h * d, cfg.oBias, quant);
   }
 }
 
 export class LlamaMLP extends Module {
-  gate_proj: Linear;
-  up_proj: Linear;
-  down_proj: Linear;
-  constructor(cfg: LlamaConfig, src: WeightSource, prefix: string) {
+  gate_proj: LinearLayer;
+  up_proj: LinearLayer;
+  down_proj: LinearLayer;
+  constructor(cfg: LlamaConfig, src: WeightSource, prefix: string, quant?: QuantSource) {
     super();
     const { hiddenSize: c, intermediateSize: f, mlpBias } = cfg;
-    this.gate_proj = linear(src, `${prefix}.gate_proj`, f, c, mlpBias);
-    this.up_proj = linear(src, `${prefix}.up_proj`, f, c, mlpBias);
-    this.down_proj = linear(src, `${prefix}.down_proj`, c, f, mlpBias);
+    this.gate_proj = linear(src, `${prefix}.gate_proj`, f, c, mlpBias, quant);
+    this.up_proj = linear(src, `${prefix}.up_proj`, f, c, mlpBias, quant);
+    this.down_proj = linear(src, `${prefix}.down_proj`, c, f, mlpBias, quant);
   }
   // x (N, C) -> (N, C): down(silu(gate(x)) * up(x))
   forward(ops: Ops, x: FTensor): FTensor {
@@ -62,10 +76,10 @@ export class LlamaDecoderLayer extends Module {
   mlp: LlamaMLP;
   input_layernorm: RMSNorm;
   post_attention_layernorm: RMSNorm;
-  constructor(cfg: LlamaConfig, src: WeightSource, prefix: string) {
+  constructor(cfg: LlamaConfig, src: WeightSource, prefix: string, quant?: QuantSource) {
     super();
-    this.self_attn = new LlamaAttention(cfg, src, `${prefix}.self_attn`);
-    this.mlp = new LlamaMLP(cfg, src, `${prefix}.mlp`);
+    this.self_attn = new LlamaAttention(cfg, src, `${prefix}.self_attn`, quant);
+    this.mlp = new LlamaMLP(cfg, src, `${prefix}.mlp`, quant);
     this.input_layernorm = norm(src, `${prefix}.input_layernorm`, cfg.hiddenSize, cfg.rmsNormEps);
     this.post_attention_layernorm = norm(src, `${prefix}.post_attention_layernorm`, cfg.hiddenSize, cfg.rmsNormEps);
   }
@@ -106,11 +120,11 @@ export class LlamaModel extends Module {
   embed_tokens: Embedding;
   layers: LlamaDecoderLayer[];
   norm: RMSNorm;
-  constructor(cfg: LlamaConfig, src: WeightSource) {
+  constructor(cfg: LlamaConfig, src: WeightSource, quant?: QuantSource) {
     super();
     this.embed_tokens = new Embedding(src('model.embed_tokens.weight', [cfg.vocabSize, cfg.hiddenSize], 'embedding'));
     this.layers = [];
-    for (let i = 0; i < cfg.numHiddenLayers; i++) this.layers.push(new LlamaDecoderLayer(cfg, src, `model.layers.${i}`));
+    for (let i = 0; i < cfg.numHiddenLayers; i++) this.layers.push(new LlamaDecoderLayer(cfg, src, `model.layers.${i}`, quant));
     this.norm = norm(src, 'model.norm', cfg.hiddenSize, cfg.rmsNormEps);
   }
 }
@@ -128,12 +142,16 @@ export class LlamaForCausalLM extends Module {
   lm_head: Linear | undefined;
   readonly invFreq: Float32Array; // (D/2)
 
-  constructor(cfg: LlamaConfig, src: WeightSource, backend: Backend) {
+  /** bitsandbytes settings when the linear layers are 4-bit (saved as quantization_config). */
+  quantizationConfig: BitsAndBytesConfig | undefined;
+
+  /** `quant` makes the decoder's linear layers 4-bit (lm_head always stays dense). */
+  constructor(cfg: LlamaConfig, src: WeightSource, backend: Backend, quant?: QuantSource) {
     super();
     this.config = cfg;
     this.backend = backend;
-    this.model = new LlamaModel(cfg, src);
-    this.lm_head = cfg.tieWordEmbeddings ? undefined : linear(src, 'lm_head', cfg.vocabSize, cfg.hiddenSize, false);
+    this.model = new LlamaModel(cfg, src, quant);
+    this.lm_head = cfg.tieWordEmbeddings ? undefined : new Linear(src('lm_head.weight', [cfg.vocabSize, cfg.hiddenSize], 'linear'));
     this.invFreq = ropeInvFreq(cfg);
   }
 

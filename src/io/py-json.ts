@@ -2,7 +2,7 @@
 // so adapter_config.json is byte-identical to the file PEFT writes (config.py
 // PeftConfigMixin.save_pretrained). JavaScript numbers do not say whether Python held an
 // int or a float, so floats are marked with PyFloat (0.0 prints "0.0", not "0").
-import { compareCodePoints } from '../io/safetensors-header.js';
+import { compareCodePoints } from './safetensors-header.js';
 
 /** A number Python holds as float: printed with repr() (1.0, 0.05, 1e-05). */
 export class PyFloat {
@@ -70,4 +70,11 @@ function dump(v: PyValue, indent: string): string {
 /** json.dumps(value, indent=2, sort_keys=True): no trailing newline. */
 export function pyJsonDumps(value: PyValue): string {
   return dump(value, '');
+}
+
+/** json.dumps(value) with default arguments: one line, ", " and ": ", keys in insertion order. */
+export function pyJsonDumpsCompact(v: PyValue): string {
+  if (v === null || typeof v !== 'object' || v instanceof PyFloat) return dump(v, '');
+  if (Array.isArray(v)) return `[${v.map(pyJsonDumpsCompact).join(', ')}]`;
+  return `{${Object.keys(v).map((k) => `${pyString(k)}: ${pyJsonDumpsCompact(v[k] ?? null)}`).join(', ')}}`;
 }
