@@ -9,8 +9,9 @@ import { generateCommand } from './commands/generate.js';
 import { trainCommand } from './commands/train.js';
 import { evalCommand } from './commands/eval.js';
 import { mergeCommand } from './commands/merge.js';
+import { quantizeCommand } from './commands/quantize.js';
 
-const COMMANDS: readonly Command[] = [trainCommand, evalCommand, generateCommand, mergeCommand, convertLlama2cCommand];
+const COMMANDS: readonly Command[] = [trainCommand, evalCommand, generateCommand, mergeCommand, quantizeCommand, convertLlama2cCommand];
 
 function usage(): string {
   const rows = COMMANDS.map((c) => `  ${c.name.padEnd(18)} ${c.summary}`);

@@ -5,6 +5,7 @@
 // "base_model.model." prefix.
 import type { CrossEntropyResult, Ops } from '../autograd/ops.js';
 import { ConfigError } from '../errors.js';
+import { Linear4bit } from '../nn/linear4bit.js';
 import type { GenerateOptions } from '../generate/generate.js';
 import type { KvCache } from '../models/llama/kv-cache.js';
 import type { LlamaForCausalLM } from '../models/llama/model.js';
@@ -178,6 +179,8 @@ export class PeftModel {
     const unique = new Set(this.namedParameters().map(([, t]) => t));
     let all = 0;
     for (const t of unique) all += t.shape.reduce((a, b) => a * b, 1);
+    // PEFT counts a Params4bit by the weights it stands for (two per packed byte).
+    for (const [, m] of this.baseModel.namedModules()) if (m instanceof Linear4bit) all += m.weightCount;
     let trainable = 0;
     for (const [, t] of this.trainableParameters()) trainable += t.shape.reduce((a, b) => a * b, 1);
     return { trainable, all };

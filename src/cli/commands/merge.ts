@@ -7,17 +7,19 @@ import { ConfigError } from '../../errors.js';
 import { AutoModelForCausalLM, resolveDType } from '../../models/auto.js';
 import { PeftModel } from '../../peft/index.js';
 import { copyTokenizerFiles } from '../../tokenizer/files.js';
+import { dequantizeModel } from '../../quant/dequantize-model.js';
 import { required, type Command } from '../command.js';
 
 export const mergeCommand: Command = {
   name: 'merge',
   summary: 'merge a LoRA adapter into its base model and save the result',
-  usage: 'ftune merge --model DIR --adapter DIR --output DIR [--dtype f32|bf16]',
+  usage: 'ftune merge --model DIR --adapter DIR --output DIR [--dtype f32|bf16] [--requantize]',
   flags: {
     model: { type: 'string', arg: 'DIR', help: 'base model directory' },
     adapter: { type: 'string', arg: 'DIR', help: 'PEFT adapter directory' },
     output: { type: 'string', arg: 'DIR', help: 'directory to create (must not exist or be empty)' },
     dtype: { type: 'string', arg: 'f32|bf16', help: 'dtype of the saved weights (the merge itself is done in f32)', default: 'f32' },
+    requantize: { type: 'boolean', help: 'with a 4-bit base: merge and quantize again to 4 bits (rounds every merged weight once more)' },
   },
   run(values, io) {
     const cmd = 'merge';
@@ -28,8 +30,17 @@ export const mergeCommand: Command = {
     if (existsSync(output) && readdirSync(output).length > 0) {
       throw new ConfigError(`--output ${output} exists and is not empty`, 'choose a new directory; ftune never overwrites an existing model');
     }
-    const peft = PeftModel.fromPretrained(AutoModelForCausalLM.fromPretrained(modelDir, { dtype }), adapterDir);
-    const merged = peft.mergeAndUnload();
+    const base = AutoModelForCausalLM.fromPretrained(modelDir, { dtype });
+    if (base.quantizationConfig !== undefined) {
+      if (values['requantize'] === true) {
+        io.stderr('warning: --requantize rounds every merged weight to 4 bits again; the merged model is not exactly base + adapter\n');
+      } else {
+        const n = dequantizeModel(base, base.backend, dtype);
+        base.quantizationConfig = undefined;
+        io.stderr(`dequantized ${n} 4-bit layers to ${dtype} before merging\n`);
+      }
+    }
+    const merged = PeftModel.fromPretrained(base, adapterDir).mergeAndUnload();
     const staging = join(dirname(output), `.${basename(output)}.tmp-${process.pid}`);
     rmSync(staging, { recursive: true, force: true });
     try {

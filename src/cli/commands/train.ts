@@ -5,7 +5,8 @@
 import { ConfigError } from '../../errors.js';
 import { AutoModelForCausalLM } from '../../models/auto.js';
 import type { LlamaForCausalLM } from '../../models/llama/model.js';
-import { getPeftModel, LoraConfig } from '../../peft/index.js';
+import { getPeftModel, LoraConfig, type PeftModel } from '../../peft/index.js';
+import { QLORA_PRESET } from '../../quant/config.js';
 import { AutoTokenizer } from '../../tokenizer/tokenizer.js';
 import { EarlyStoppingCallback, type TrainerCallback } from '../../train/callbacks.js';
 import { Trainer, type TrainableModel } from '../../train/trainer.js';
@@ -15,7 +16,7 @@ import { numberFlag, required, type Command, type FlagValues } from '../command.
 import { ProgressBar } from '../progress.js';
 import { DATA_FLAGS, readDatasets } from './train-setup.js';
 
-export type Method = 'full' | 'lora';
+export type Method = 'full' | 'lora' | 'qlora';
 
 const int = (n: number): boolean => Number.isInteger(n) && n > 0;
 
@@ -26,7 +27,7 @@ export const trainCommand: Command = {
   flags: {
     model: { type: 'string', arg: 'DIR', help: 'base model directory (HF layout)' },
     ...DATA_FLAGS,
-    method: { type: 'string', arg: 'full|lora', help: 'what to train', default: 'lora' },
+    method: { type: 'string', arg: 'full|lora|qlora', help: 'what to train (qlora: LoRA over a 4-bit NF4 base, double quant, bf16 compute)', default: 'lora' },
     r: { type: 'string', arg: 'N', help: 'LoRA rank', default: '8' },
     'lora-alpha': { type: 'string', arg: 'N', help: 'LoRA alpha (scaling = alpha / r)', default: '16' },
     'lora-dropout': { type: 'string', arg: 'F', help: 'dropout on the LoRA input', default: '0.05' },
@@ -51,7 +52,7 @@ export const trainCommand: Command = {
     'early-stopping-patience': { type: 'string', arg: 'N', help: 'stop after N evaluations without improvement; loads the best checkpoint at the end' },
     seed: { type: 'string', arg: 'N', help: 'seed for initialisation, shuffling and dropout', default: '42' },
     bf16: { type: 'boolean', help: 'bf16 matmul inputs with f32 accumulation (LoRA: bf16 base weights; full: f32 master weights)' },
-    'gradient-checkpointing': { type: 'boolean', help: 'recompute each decoder layer in backward to save memory' },
+    'gradient-checkpointing': { type: 'boolean', help: 'recompute each decoder layer in backward to save memory (default on for qlora)' },
     output: { type: 'string', arg: 'DIR', help: 'where the final model or adapter and the checkpoints go' },
     'resume-from-checkpoint': { type: 'string', arg: 'DIR|latest', help: 'continue a run from a checkpoint' },
     config: { type: 'string', arg: 'FILE', help: 'YAML or JSON file of flag values (flags given here win)' },
@@ -59,15 +60,20 @@ export const trainCommand: Command = {
   run(values, io) {
     const cmd = 'train';
     const method = values['method'];
-    if (method !== 'full' && method !== 'lora') throw new ConfigError(`--method ${String(method)} is not supported`, 'use --method full or --method lora');
+    if (method !== 'full' && method !== 'lora' && method !== 'qlora') throw new ConfigError(`--method ${String(method)} is not supported`, 'use --method full, lora or qlora');
     const modelDir = required(values, cmd, 'model');
     const output = required(values, cmd, 'output');
     const seed = numberFlag(values, cmd, 'seed', 'an integer', Number.isInteger) ?? 42;
 
     const tokenizer = AutoTokenizer.fromPretrainedSync(modelDir);
     const data = readDatasets(cmd, values, tokenizer, seed);
-    const base = AutoModelForCausalLM.fromPretrained(modelDir, { dtype: method === 'lora' && values['bf16'] === true ? 'bf16' : 'f32' });
-    const model = method === 'lora' ? loraModel(base, values, seed, io.stderr) : base;
+    if (method === 'qlora') io.stderr('qlora: 4-bit NF4 base with double quantization and bf16 compute (the QLoRA paper\'s choice)\n');
+    const base = AutoModelForCausalLM.fromPretrained(modelDir, {
+      dtype: method === 'lora' && values['bf16'] === true ? 'bf16' : 'f32',
+      ...(method === 'qlora' ? { quantizationConfig: QLORA_PRESET } : {}),
+    });
+    const peft = method === 'full' ? undefined : loraModel(base, values, seed, io.stderr);
+    const model: TrainableModel = peft ?? base;
     const args = trainingArgs(values, method, output, seed, data.eval !== undefined);
     const callbacks: TrainerCallback[] = [new ProgressBar(io.stderr, process.stderr.isTTY === true)];
     const patience = numberFlag(values, cmd, 'early-stopping-patience', 'a positive integer', int);
@@ -78,17 +84,17 @@ export const trainCommand: Command = {
     const result = trainer.train();
     trainer.saveModel(output);
     const evalLoss = data.eval !== undefined ? trainer.evaluate()['eval_loss'] : undefined;
-    const total = base.namedParameters().reduce((n, [, t]) => n + t.size, 0);
+    const counts = peft?.countParameters() ?? { all: base.namedParameters().reduce((n, [, t]) => n + t.size, 0), trainable: 0 };
     const trainable = model.trainableParameters().reduce((n, [, t]) => n + t.size, 0);
     io.stdout(`${JSON.stringify({
       method, train_loss: result.trainingLoss, eval_loss: evalLoss ?? null, steps: result.globalStep,
       tokens_per_s: result.metrics['train_tokens_per_second'], peak_rss_mib: process.resourceUsage().maxRSS / 1024,
-      trainable_params: trainable, total_params: method === 'lora' ? total + trainable : total, output_dir: output,
+      trainable_params: trainable, total_params: counts.all, output_dir: output,
     })}\n`);
   },
 };
 
-function loraModel(base: LlamaForCausalLM, values: FlagValues, seed: number, log: (t: string) => void): TrainableModel {
+function loraModel(base: LlamaForCausalLM, values: FlagValues, seed: number, log: (t: string) => void): PeftModel {
   const cmd = 'train';
   const targets = String(values['target-modules']);
   const config = LoraConfig({
@@ -119,7 +125,7 @@ function trainingArgs(values: FlagValues, method: Method, output: string, seed: 
     gradientAccumulationSteps: n('grad-accum', 'a positive integer', int) ?? 1,
     numTrainEpochs: n('epochs', 'a positive number', (v) => v > 0) ?? 1,
     maxSteps: n('max-steps', 'a positive integer', int) ?? -1,
-    learningRate: n('lr', 'a positive number', (v) => v > 0) ?? (method === 'lora' ? 2e-4 : 5e-5),
+    learningRate: n('lr', 'a positive number', (v) => v > 0) ?? (method === 'full' ? 5e-5 : 2e-4),
     weightDecay: n('weight-decay', 'a number >= 0', (v) => v >= 0) ?? 0,
     optim: values['optim'] === 'sgd' ? 'sgd' : 'adamw',
     lrSchedulerType: parseSchedulerType(String(values['scheduler']), '--scheduler'),
@@ -136,7 +142,7 @@ function trainingArgs(values: FlagValues, method: Method, output: string, seed: 
     metricForBestModel: 'eval_loss',
     seed,
     bf16: values['bf16'] === true,
-    gradientCheckpointing: values['gradient-checkpointing'] === true,
+    gradientCheckpointing: values['gradient-checkpointing'] === true || (method === 'qlora' && values['gradient-checkpointing'] === undefined),
     ...(typeof values['resume-from-checkpoint'] === 'string' ? { resumeFromCheckpoint: values['resume-from-checkpoint'] } : {}),
   };
 }
