@@ -22,6 +22,6 @@ export { evaluateLoss, type EvalResult } from './train/evaluate.js';
 export { loadDataset, splitValidation, packExamples, DataLoader, type Example, type DataFormat } from './data/index.js';
 export { Ops } from './autograd/ops.js';
 export { Tape } from './autograd/tape.js';
-export { BitsAndBytesConfig, QLORA_PRESET, type BitsAndBytesConfig as BitsAndBytesConfigType } from './quant/config.js';
+export { BitsAndBytesConfig, QLORA_PRESET } from './quant/config.js';
 export { Linear4bit } from './nn/linear4bit.js';
 export type { Quant4Weight, QuantType } from './quant/types.js';
