@@ -56,6 +56,12 @@ ft_status ops_argmax_f32(const float* x, size_t x_n, int32_t* out, size_t out_n,
 void ops_rope_table(const int32_t* positions, const float* inv_freq, int64_t T, int64_t half, float* cos_t,
                     float* sin_t);
 
+// q (D), k (n, D) at `stride` -> p (n) = exp(scale q . k_s - max), the softmax numerators
+// of one query row; returns 1 / sum p rounded to f32. Shared by ops_attention_f32_ref and
+// grad_attention_bwd_f32_ref.
+float ops_attention_scores_f32_ref(const float* q, const float* k, int64_t n, int64_t stride, int64_t D, float scale,
+                                   float* p);
+
 // ---- variants: single-threaded row / span kernels (dims already checked) ----
 // The dispatchers split the work across OpenMP threads (static schedules) and hold the
 // index math (causal window, GQA head map), so the per-ISA files are arithmetic only.
