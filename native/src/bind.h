@@ -28,6 +28,7 @@ inline View<float> f32_arg(const Napi::CallbackInfo& info, size_t i) { return ty
 inline View<uint16_t> u16_arg(const Napi::CallbackInfo& info, size_t i) { return typed_arg<uint16_t, napi_uint16_array>(info, i); }
 inline View<int32_t> i32_arg(const Napi::CallbackInfo& info, size_t i) { return typed_arg<int32_t, napi_int32_array>(info, i); }
 inline View<uint8_t> u8_arg(const Napi::CallbackInfo& info, size_t i) { return typed_arg<uint8_t, napi_uint8_array>(info, i); }
+inline View<double> f64_arg(const Napi::CallbackInfo& info, size_t i) { return typed_arg<double, napi_float64_array>(info, i); }
 
 inline int64_t int_arg(const Napi::CallbackInfo& info, size_t i) {
   Napi::Value v = info[i];

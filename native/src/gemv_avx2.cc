@@ -3,21 +3,13 @@
 // ymm registers; mb = 4 would spill). bf16 x and W widen to f32 on load (exact), which is
 // also the bf16 path of AVX-512 CPUs without avx512_bf16. The K tail goes through a
 // zero-padded copy so it runs the same vector code.
-#include <immintrin.h>
 #include <cstring>
 #include "gemm.h"
+#include "simd_avx2.h"
 
 namespace {
 
 constexpr int MB = 2;
-
-// (a0+a4) + (a1+a5) ... in a fixed order -> the sum of the 8 lanes.
-inline float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
 
 // 8 bf16 at p -> 8 f32, exact.
 inline __m256 load_bf16(const uint16_t* p) {

@@ -1,75 +1,16 @@
 // AVX2 + FMA variants of the backward ops (same signatures and semantics as
 // grad_ref.cc). 8-float vectors with maskload/maskstore tails, the Cephes-style
-// polynomial exp of ops_avx2.cc (about 2 ulp; below FLT_MIN flushes to 0), horizontal
+// polynomial exp of simd_avx2.h (about 2 ulp; below FLT_MIN flushes to 0), horizontal
 // reductions in a fixed order (bit-reproducible per ISA). AdamW, scaled adds and
 // dropout use separate multiplies and adds (no FMA): they round as the scalar reference.
-#include <immintrin.h>
 #include <cmath>
 #include "grad.h"
 
 // Rounding as written: no mul+add contracted into FMA behind the intrinsics' backs.
 #pragma GCC optimize("fp-contract=off")
+#include "simd_avx2.h"
 
 namespace {
-
-inline __m256i mask8(int64_t rem) {
-  const int32_t r = rem >= 8 ? 8 : (int32_t)rem;
-  return _mm256_cmpgt_epi32(_mm256_set1_epi32(r), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
-
-inline float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-
-inline double hsum_pd(__m256d v) {
-  __m128d s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
-  s = _mm_add_sd(s, _mm_unpackhi_pd(s, s));
-  return _mm_cvtsd_f64(s);
-}
-
-// exp(x) for 8 lanes (copy of ops_avx2.cc's exp256, which is file-local there).
-inline __m256 exp256(__m256 x0) {
-  const __m256 lo = _mm256_set1_ps(-87.33654f);
-  const __m256 x = _mm256_min_ps(_mm256_set1_ps(88.02f), _mm256_max_ps(lo, x0));
-  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
-  const __m256 y = _mm256_add_ps(_mm256_fmadd_ps(_mm256_mul_ps(p, r), r, r), _mm256_set1_ps(1.0f));
-  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-  const __m256 under = _mm256_cmp_ps(x0, lo, _CMP_LT_OQ);
-  return _mm256_andnot_ps(under, _mm256_mul_ps(y, _mm256_castsi256_ps(e)));
-}
-
-// 8 floats widened to two 4-double halves and added to acc0, acc1 (squared when sq).
-inline void add_pd(__m256 e, bool sq, __m256d* acc0, __m256d* acc1) {
-  const __m256d lo = _mm256_cvtps_pd(_mm256_castps256_ps128(e));
-  const __m256d hi = _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1));
-  *acc0 = sq ? _mm256_fmadd_pd(lo, lo, *acc0) : _mm256_add_pd(*acc0, lo);
-  *acc1 = sq ? _mm256_fmadd_pd(hi, hi, *acc1) : _mm256_add_pd(*acc1, hi);
-}
-
-// in (n) -> out (n) = exp(in - m); returns the sum of out in double.
-double exp_sum(const float* in, float* out, int64_t n, float m) {
-  const __m256 vm = _mm256_set1_ps(m);
-  __m256d acc0 = _mm256_setzero_pd(), acc1 = _mm256_setzero_pd();
-  for (int64_t i = 0; i < n; i += 8) {
-    const __m256i k = mask8(n - i);
-    const __m256 e = _mm256_and_ps(_mm256_castsi256_ps(k), exp256(_mm256_sub_ps(_mm256_maskload_ps(in + i, k), vm)));
-    _mm256_maskstore_ps(out + i, k, e);
-    add_pd(e, false, &acc0, &acc1);
-  }
-  return hsum_pd(_mm256_add_pd(acc0, acc1));
-}
 
 float max_of(const float* x, int64_t n) {
   const __m256 ninf = _mm256_set1_ps(-INFINITY);
@@ -78,28 +19,7 @@ float max_of(const float* x, int64_t n) {
     const __m256i k = mask8(n - i);
     m = _mm256_max_ps(m, _mm256_blendv_ps(ninf, _mm256_maskload_ps(x + i, k), _mm256_castsi256_ps(k)));
   }
-  __m128 s = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
-  s = _mm_max_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_max_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-
-float dot(const float* a, const float* b, int64_t n) {
-  __m256 acc = _mm256_setzero_ps();
-  for (int64_t i = 0; i < n; i += 8) {
-    const __m256i k = mask8(n - i);
-    acc = _mm256_fmadd_ps(_mm256_maskload_ps(a + i, k), _mm256_maskload_ps(b + i, k), acc);
-  }
-  return hsum(acc);
-}
-
-// y (n) += a x (n)
-void axpy(float a, const float* x, float* y, int64_t n) {
-  const __m256 va = _mm256_set1_ps(a);
-  for (int64_t i = 0; i < n; i += 8) {
-    const __m256i k = mask8(n - i);
-    _mm256_maskstore_ps(y + i, k, _mm256_fmadd_ps(va, _mm256_maskload_ps(x + i, k), _mm256_maskload_ps(y + i, k)));
-  }
+  return hmax(m);
 }
 
 // Low 64 bits of a * b per u64 lane (AVX2 has no 64-bit multiply): three 32x32 products.
@@ -149,7 +69,7 @@ void grad_attention_bwd_f32_avx2(const float* q, const float* k, const float* v,
     p[s] = dot(q, k + s * stride, D) * scale;
     m = p[s] > m ? p[s] : m;
   }
-  const float inv = (float)(1.0 / exp_sum(p, p, n, m));
+  const float inv = (float)(1.0 / exp_sum(p, p, n, m, 1.0f));
   double delta = 0;
   for (int64_t s = 0; s < n; s++) {
     p[s] *= inv;
@@ -182,12 +102,8 @@ void grad_silu_mul_bwd_f32_avx2(const float* gate, const float* up, const float*
 double grad_cross_entropy_f32_avx2(float* x, int64_t V, int32_t label, double grad_scale) {
   const float m = max_of(x, V);
   const float target = x[label];
-  const double sum = exp_sum(x, x, V, m);
-  const __m256 f = _mm256_set1_ps((float)(grad_scale / sum));
-  for (int64_t j = 0; j < V; j += 8) {
-    const __m256i k = mask8(V - j);
-    _mm256_maskstore_ps(x + j, k, _mm256_mul_ps(_mm256_maskload_ps(x + j, k), f));
-  }
+  const double sum = exp_sum(x, x, V, m, 1.0f);
+  scale_inplace(x, V, (float)(grad_scale / sum));
   x[label] -= (float)grad_scale;
   return (double)m + std::log(sum) - (double)target;
 }
@@ -220,13 +136,7 @@ void grad_add_scaled_f32_avx2(const float* a, const float* b, float* out, int64_
   }
 }
 
-void grad_scale_f32_avx2(float* x, int64_t n, float s) {
-  const __m256 vs = _mm256_set1_ps(s);
-  for (int64_t i = 0; i < n; i += 8) {
-    const __m256i k = mask8(n - i);
-    _mm256_maskstore_ps(x + i, k, _mm256_mul_ps(_mm256_maskload_ps(x + i, k), vs));
-  }
-}
+void grad_scale_f32_avx2(float* x, int64_t n, float s) { scale_inplace(x, n, s); }
 
 double grad_sum_squares_f32_avx2(const float* x, int64_t n) {
   __m256d acc0 = _mm256_setzero_pd(), acc1 = _mm256_setzero_pd();

@@ -1,84 +1,22 @@
 // AVX-512 variants of the backward ops (same signatures and semantics as grad_ref.cc).
-// 16-float vectors with masked tails, the Cephes-style polynomial exp of ops_avx512.cc
+// 16-float vectors with masked tails, the Cephes-style polynomial exp of simd_avx512.h
 // (about 2 ulp), horizontal reductions in a fixed order (bit-reproducible per ISA).
 // AdamW, scaled adds and dropout use separate multiplies and adds (no FMA), so they
 // round exactly as the scalar reference does.
-#include <immintrin.h>
 #include <cmath>
 #include "grad.h"
 
 // Rounding as written: no mul+add contracted into FMA behind the intrinsics' backs.
 #pragma GCC optimize("fp-contract=off")
-
-// GCC 12's AVX-512 headers trip -Wuninitialized in masked intrinsics (GCC bug 105593).
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include "simd_avx512.h"
 
 namespace {
-
-inline __mmask16 mask16(int64_t rem) { return rem >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << rem) - 1u); }
-
-// exp(x) for 16 lanes (copy of ops_avx512.cc's exp512, which is file-local there).
-inline __m512 exp512(__m512 x) {
-  x = _mm512_min_ps(_mm512_set1_ps(88.72283f), _mm512_max_ps(_mm512_set1_ps(-104.0f), x));
-  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-  const __m512 y = _mm512_add_ps(_mm512_fmadd_ps(_mm512_mul_ps(p, r), r, r), _mm512_set1_ps(1.0f));
-  return _mm512_scalef_ps(y, n);
-}
-
-// 16 floats widened to two 8-double halves and added to acc0, acc1 (squared when sq).
-inline void add_pd(__m512 e, bool sq, __m512d* acc0, __m512d* acc1) {
-  const __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(e));
-  const __m512d hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(e), 1)));
-  *acc0 = sq ? _mm512_fmadd_pd(lo, lo, *acc0) : _mm512_add_pd(*acc0, lo);
-  *acc1 = sq ? _mm512_fmadd_pd(hi, hi, *acc1) : _mm512_add_pd(*acc1, hi);
-}
-
-// in (n) -> out (n) = exp(in - m); returns the sum of out in double.
-double exp_sum(const float* in, float* out, int64_t n, float m) {
-  const __m512 vm = _mm512_set1_ps(m);
-  __m512d acc0 = _mm512_setzero_pd(), acc1 = _mm512_setzero_pd();
-  for (int64_t i = 0; i < n; i += 16) {
-    const __mmask16 k = mask16(n - i);
-    const __m512 e = _mm512_maskz_mov_ps(k, exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, in + i), vm)));
-    _mm512_mask_storeu_ps(out + i, k, e);
-    add_pd(e, false, &acc0, &acc1);
-  }
-  return _mm512_reduce_add_pd(_mm512_add_pd(acc0, acc1));
-}
 
 float max_of(const float* x, int64_t n) {
   const __m512 ninf = _mm512_set1_ps(-INFINITY);
   __m512 m = ninf;
   for (int64_t i = 0; i < n; i += 16) m = _mm512_max_ps(m, _mm512_mask_loadu_ps(ninf, mask16(n - i), x + i));
   return _mm512_reduce_max_ps(m);
-}
-
-float dot(const float* a, const float* b, int64_t n) {
-  __m512 acc = _mm512_setzero_ps();
-  for (int64_t i = 0; i < n; i += 16) {
-    const __mmask16 k = mask16(n - i);
-    acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(k, a + i), _mm512_maskz_loadu_ps(k, b + i), acc);
-  }
-  return _mm512_reduce_add_ps(acc);
-}
-
-// y (n) += a x (n)
-void axpy(float a, const float* x, float* y, int64_t n) {
-  const __m512 va = _mm512_set1_ps(a);
-  for (int64_t i = 0; i < n; i += 16) {
-    const __mmask16 k = mask16(n - i);
-    _mm512_mask_storeu_ps(y + i, k, _mm512_fmadd_ps(va, _mm512_maskz_loadu_ps(k, x + i), _mm512_maskz_loadu_ps(k, y + i)));
-  }
 }
 
 // z = mix(seed + (idx + 1) gamma) for 8 u64 lanes (grad_splitmix64); returns z >> 40.
@@ -120,7 +58,7 @@ void grad_attention_bwd_f32_avx512(const float* q, const float* k, const float* 
     p[s] = dot(q, k + s * stride, D) * scale;
     m = p[s] > m ? p[s] : m;
   }
-  const float inv = (float)(1.0 / exp_sum(p, p, n, m));
+  const float inv = (float)(1.0 / exp_sum(p, p, n, m, 1.0f));
   double delta = 0;
   for (int64_t s = 0; s < n; s++) {
     p[s] *= inv;
@@ -153,12 +91,8 @@ void grad_silu_mul_bwd_f32_avx512(const float* gate, const float* up, const floa
 double grad_cross_entropy_f32_avx512(float* x, int64_t V, int32_t label, double grad_scale) {
   const float m = max_of(x, V);
   const float target = x[label];
-  const double sum = exp_sum(x, x, V, m);
-  const __m512 f = _mm512_set1_ps((float)(grad_scale / sum));
-  for (int64_t j = 0; j < V; j += 16) {
-    const __mmask16 k = mask16(V - j);
-    _mm512_mask_storeu_ps(x + j, k, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + j), f));
-  }
+  const double sum = exp_sum(x, x, V, m, 1.0f);
+  scale_inplace(x, V, (float)(grad_scale / sum));
   x[label] -= (float)grad_scale;
   return (double)m + std::log(sum) - (double)target;
 }
@@ -188,13 +122,7 @@ void grad_add_scaled_f32_avx512(const float* a, const float* b, float* out, int6
   }
 }
 
-void grad_scale_f32_avx512(float* x, int64_t n, float s) {
-  const __m512 vs = _mm512_set1_ps(s);
-  for (int64_t i = 0; i < n; i += 16) {
-    const __mmask16 k = mask16(n - i);
-    _mm512_mask_storeu_ps(x + i, k, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + i), vs));
-  }
-}
+void grad_scale_f32_avx512(float* x, int64_t n, float s) { scale_inplace(x, n, s); }
 
 double grad_sum_squares_f32_avx512(const float* x, int64_t n) {
   __m512d acc0 = _mm512_setzero_pd(), acc1 = _mm512_setzero_pd();

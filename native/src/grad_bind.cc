@@ -6,8 +6,6 @@
 
 namespace {
 
-View<double> f64_arg(const Napi::CallbackInfo& info, size_t i) { return typed_arg<double, napi_float64_array>(info, i); }
-
 // (x, dst, M, N, accumulate) -> status
 Napi::Value SumRowsF32(const Napi::CallbackInfo& info) {
   auto x = f32_arg(info, 0);

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <omp.h>
+#include "dispatch.h"
 #include "grad.h"
 #include "ops.h"
 
@@ -19,37 +20,6 @@ constexpr int64_t BLOCK = 4096;
 // Column-split ops (sum_rows, rmsnorm dw, embedding backward): columns per work item.
 constexpr int64_t COLS = 64;
 
-typedef void (*rmsnorm_bwd_fn)(const float*, const float*, const float*, float*, float*, int64_t, float);
-typedef void (*attention_bwd_fn)(const float*, const float*, const float*, const float*, float*, float*, float*,
-                                 int64_t, int64_t, int64_t, float, float*);
-typedef void (*silu_bwd_fn)(const float*, const float*, const float*, float*, float*, int64_t);
-typedef double (*ce_fn)(float*, int64_t, int32_t, double);
-typedef void (*dropout_fn)(const float*, float*, int64_t, uint64_t, uint64_t, uint32_t, float);
-typedef void (*add_scaled_fn)(const float*, const float*, float*, int64_t, float);
-typedef void (*scale_fn)(float*, int64_t, float);
-typedef double (*sum_squares_fn)(const float*, int64_t);
-typedef void (*adamw_fn)(float*, const float*, float*, float*, int64_t, const grad_adamw_consts*);
-
-// Product of n dims as an element count; false when a dim is negative or it overflows.
-bool count(const int64_t* dims, int n, size_t* out) {
-  size_t c = 1;
-  for (int i = 0; i < n; i++) {
-    if (dims[i] < 0 || __builtin_mul_overflow(c, (size_t)dims[i], &c)) return false;
-  }
-  *out = c;
-  return true;
-}
-
-bool count2(int64_t a, int64_t b, size_t* out) {
-  const int64_t d[2] = {a, b};
-  return count(d, 2, out);
-}
-
-bool count4(int64_t a, int64_t b, int64_t c, int64_t e, size_t* out) {
-  const int64_t d[4] = {a, b, c, e};
-  return count(d, 4, out);
-}
-
 int64_t blocks_of(int64_t n, int64_t block) { return (n + block - 1) / block; }
 int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
@@ -58,7 +28,7 @@ int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 ft_status grad_sum_rows_f32(const float* x, size_t x_n, float* dst, size_t dst_n, int64_t M, int64_t N,
                             bool accumulate) {
   size_t nx;
-  if (!count2(M, N, &nx)) return FT_ERR_ARG;
+  if (!ft_count2(M, N, &nx)) return FT_ERR_ARG;
   if (!ft_fits(x_n, nx) || !ft_fits(dst_n, (size_t)N)) return FT_ERR_SIZE;
   const int64_t blocks = blocks_of(N, COLS);
 #pragma omp parallel for schedule(static) if ((int64_t)nx >= PAR_MIN)
@@ -77,7 +47,7 @@ ft_status grad_sum_rows_f32(const float* x, size_t x_n, float* dst, size_t dst_n
 ft_status grad_embedding_bwd_f32(const int32_t* ids, size_t ids_n, const float* dout, size_t dout_n, float* dtable,
                                  size_t dtable_n, int64_t N, int64_t V, int64_t C) {
   size_t nt, no;
-  if (N < 0 || !count2(V, C, &nt) || !count2(N, C, &no)) return FT_ERR_ARG;
+  if (N < 0 || !ft_count2(V, C, &nt) || !ft_count2(N, C, &no)) return FT_ERR_ARG;
   if (!ft_fits(ids_n, (size_t)N) || !ft_fits(dout_n, no) || !ft_fits(dtable_n, nt)) return FT_ERR_SIZE;
   for (int64_t i = 0; i < N; i++) {
     if (ids[i] < 0 || ids[i] >= V) return FT_ERR_ARG;
@@ -100,13 +70,13 @@ ft_status grad_rmsnorm_bwd_f32(const float* x, size_t x_n, const float* w, size_
                                size_t dout_n, float* dx, size_t dx_n, float* dw, size_t dw_n, int64_t N, int64_t C,
                                double eps) {
   size_t nx;
-  if (!count2(N, C, &nx) || !(eps >= 0) || !std::isfinite(eps)) return FT_ERR_ARG;
+  if (!ft_count2(N, C, &nx) || !(eps >= 0) || !std::isfinite(eps)) return FT_ERR_ARG;
   if (!ft_fits(x_n, nx) || !ft_fits(w_n, (size_t)C) || !ft_fits(dout_n, nx) || !ft_fits(dx_n, nx)) return FT_ERR_SIZE;
   if (dw != nullptr && !ft_fits(dw_n, (size_t)C)) return FT_ERR_SIZE;
   if (N == 0) return FT_OK;
   float* rstd = static_cast<float*>(std::malloc((size_t)N * sizeof(float)));
   if (rstd == nullptr) return FT_ERR_ALLOC;
-  const rmsnorm_bwd_fn fn = ft_active_isa() == FT_ISA_AVX512 ? grad_rmsnorm_bwd_f32_avx512 : ft_active_isa() == FT_ISA_AVX2 ? grad_rmsnorm_bwd_f32_avx2 : grad_rmsnorm_bwd_f32_ref;
+  const auto fn = FT_PICK_ISA(grad_rmsnorm_bwd_f32);
   const bool par = (int64_t)nx >= PAR_MIN;
 #pragma omp parallel for schedule(static) if (par)
   for (int64_t i = 0; i < N; i++) fn(x + i * C, w, dout + i * C, dx + i * C, rstd + i, C, (float)eps);
@@ -122,30 +92,8 @@ ft_status grad_rmsnorm_bwd_f32(const float* x, size_t x_n, const float* w, size_
 ft_status grad_rope_bwd_f32(const float* dout, size_t dout_n, const int32_t* positions, size_t positions_n,
                             const float* inv_freq, size_t inv_freq_n, float* dx, size_t dx_n, int64_t B, int64_t T,
                             int64_t H, int64_t D) {
-  size_t nx, nt;
-  if (!count4(B, T, H, D, &nx) || D % 2 != 0 || !count2(T, D, &nt)) return FT_ERR_ARG;
-  if (!ft_fits(dout_n, nx) || !ft_fits(dx_n, nx) || !ft_fits(positions_n, (size_t)T) ||
-      !ft_fits(inv_freq_n, (size_t)(D / 2)))
-    return FT_ERR_SIZE;
-  if (nx == 0) return FT_OK;
-  float* table = static_cast<float*>(std::malloc(nt * sizeof(float)));
-  if (table == nullptr) return FT_ERR_ALLOC;
-  const int64_t half = D / 2;
-  float* cos_t = table;
-  float* sin_t = table + T * half;
-  // The transpose of a rotation is the rotation by -angle: the forward kernels with sin
-  // negated (exact: negation does not round).
-  ops_rope_table(positions, inv_freq, T, half, cos_t, sin_t);
-  for (int64_t i = 0; i < T * half; i++) sin_t[i] = -sin_t[i];
-  typedef void (*rope_fn)(const float*, const float*, const float*, float*, int64_t, int64_t);
-  const rope_fn fn = ft_active_isa() == FT_ISA_AVX512 ? ops_rope_f32_avx512 : ft_active_isa() == FT_ISA_AVX2 ? ops_rope_f32_avx2 : ops_rope_f32_ref;
-#pragma omp parallel for schedule(static) if ((int64_t)nx >= PAR_MIN)
-  for (int64_t bt = 0; bt < B * T; bt++) {
-    const int64_t t = bt % T;
-    fn(dout + bt * H * D, cos_t + t * half, sin_t + t * half, dx + bt * H * D, H, D);
-  }
-  std::free(table);
-  return FT_OK;
+  // The transpose of a rotation is the rotation by -angle.
+  return ops_rope_rotate_f32(dout, dout_n, positions, positions_n, inv_freq, inv_freq_n, dx, dx_n, B, T, H, D, true);
 }
 
 ft_status grad_attention_bwd_f32(const float* q, size_t q_n, const float* k, size_t k_n, const float* v, size_t v_n,
@@ -153,7 +101,7 @@ ft_status grad_attention_bwd_f32(const float* q, size_t q_n, const float* k, siz
                                  float* dv, size_t dv_n, int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t D,
                                  int64_t Smax, int64_t S, double scale) {
   size_t nq, nkv;
-  if (!count4(B, T, H, D, &nq) || !count4(B, Smax, Hkv, D, &nkv)) return FT_ERR_ARG;
+  if (!ft_count4(B, T, H, D, &nq) || !ft_count4(B, Smax, Hkv, D, &nkv)) return FT_ERR_ARG;
   if (Hkv < 1 || H % Hkv != 0 || T > S || S > Smax || !std::isfinite(scale)) return FT_ERR_ARG;
   if (!ft_fits(q_n, nq) || !ft_fits(dout_n, nq) || !ft_fits(dq_n, nq) || !ft_fits(k_n, nkv) || !ft_fits(v_n, nkv) ||
       !ft_fits(dk_n, nkv) || !ft_fits(dv_n, nkv))
@@ -163,10 +111,10 @@ ft_status grad_attention_bwd_f32(const float* q, size_t q_n, const float* k, siz
   if (nq == 0) return FT_OK;
   const int threads = omp_get_max_threads();
   size_t ns;
-  if (!count2(threads, 2 * S, &ns)) return FT_ERR_ARG;
+  if (!ft_count2(threads, 2 * S, &ns)) return FT_ERR_ARG;
   float* scratch = static_cast<float*>(std::malloc((ns > 0 ? ns : 1) * sizeof(float)));
   if (scratch == nullptr) return FT_ERR_ALLOC;
-  const attention_bwd_fn fn = ft_active_isa() == FT_ISA_AVX512 ? grad_attention_bwd_f32_avx512 : ft_active_isa() == FT_ISA_AVX2 ? grad_attention_bwd_f32_avx2 : grad_attention_bwd_f32_ref;
+  const auto fn = FT_PICK_ISA(grad_attention_bwd_f32);
   const int64_t group = H / Hkv, stride = Hkv * D;
   // One work item per (b, kv head): it alone writes that dk / dv slice (and the dq rows
   // of its query heads), adding query heads then queries in order.
@@ -195,7 +143,7 @@ ft_status grad_silu_mul_bwd_f32(const float* gate, size_t gate_n, const float* u
   const size_t un = (size_t)n;
   if (!ft_fits(gate_n, un) || !ft_fits(up_n, un) || !ft_fits(dout_n, un) || !ft_fits(dgate_n, un) || !ft_fits(dup_n, un))
     return FT_ERR_SIZE;
-  const silu_bwd_fn fn = ft_active_isa() == FT_ISA_AVX512 ? grad_silu_mul_bwd_f32_avx512 : ft_active_isa() == FT_ISA_AVX2 ? grad_silu_mul_bwd_f32_avx2 : grad_silu_mul_bwd_f32_ref;
+  const auto fn = FT_PICK_ISA(grad_silu_mul_bwd_f32);
   const int64_t blocks = blocks_of(n, BLOCK);
 #pragma omp parallel for schedule(static) if (n >= PAR_MIN)
   for (int64_t i = 0; i < blocks; i++) {
@@ -208,12 +156,12 @@ ft_status grad_silu_mul_bwd_f32(const float* gate, size_t gate_n, const float* u
 ft_status grad_cross_entropy_f32(float* logits, size_t logits_n, const int32_t* labels, size_t labels_n,
                                  double* loss, size_t loss_n, int64_t N, int64_t V, double grad_scale) {
   size_t nx;
-  if (!count2(N, V, &nx) || V < 1 || V > INT32_MAX || !std::isfinite(grad_scale)) return FT_ERR_ARG;
+  if (!ft_count2(N, V, &nx) || V < 1 || V > INT32_MAX || !std::isfinite(grad_scale)) return FT_ERR_ARG;
   if (!ft_fits(logits_n, nx) || !ft_fits(labels_n, (size_t)N) || !ft_fits(loss_n, (size_t)N)) return FT_ERR_SIZE;
   for (int64_t i = 0; i < N; i++) {
     if (labels[i] != -100 && (labels[i] < 0 || labels[i] >= V)) return FT_ERR_ARG;
   }
-  const ce_fn fn = ft_active_isa() == FT_ISA_AVX512 ? grad_cross_entropy_f32_avx512 : ft_active_isa() == FT_ISA_AVX2 ? grad_cross_entropy_f32_avx2 : grad_cross_entropy_f32_ref;
+  const auto fn = FT_PICK_ISA(grad_cross_entropy_f32);
 #pragma omp parallel for schedule(static) if ((int64_t)nx >= PAR_MIN)
   for (int64_t i = 0; i < N; i++) {
     if (labels[i] == -100) {
@@ -229,7 +177,7 @@ ft_status grad_cross_entropy_f32(float* logits, size_t logits_n, const int32_t* 
 ft_status grad_dropout_f32(const float* x, size_t x_n, float* out, size_t out_n, int64_t n, double p, int64_t seed) {
   if (n < 0 || !(p >= 0) || !(p < 1) || seed < 0 || seed >= (int64_t)1 << 53) return FT_ERR_ARG;
   if (!ft_fits(x_n, (size_t)n) || !ft_fits(out_n, (size_t)n)) return FT_ERR_SIZE;
-  const dropout_fn fn = ft_active_isa() == FT_ISA_AVX512 ? grad_dropout_f32_avx512 : ft_active_isa() == FT_ISA_AVX2 ? grad_dropout_f32_avx2 : grad_dropout_f32_ref;
+  const auto fn = FT_PICK_ISA(grad_dropout_f32);
   const uint32_t threshold = grad_dropout_threshold(p);
   const float scale = (float)(1.0 / (1.0 - p));
   const int64_t blocks = blocks_of(n, BLOCK);
@@ -245,7 +193,7 @@ ft_status grad_add_scaled_f32(const float* a, size_t a_n, const float* b, size_t
                               int64_t n, double s) {
   if (n < 0 || !std::isfinite(s)) return FT_ERR_ARG;
   if (!ft_fits(a_n, (size_t)n) || !ft_fits(b_n, (size_t)n) || !ft_fits(out_n, (size_t)n)) return FT_ERR_SIZE;
-  const add_scaled_fn fn = ft_active_isa() == FT_ISA_AVX512 ? grad_add_scaled_f32_avx512 : ft_active_isa() == FT_ISA_AVX2 ? grad_add_scaled_f32_avx2 : grad_add_scaled_f32_ref;
+  const auto fn = FT_PICK_ISA(grad_add_scaled_f32);
   const int64_t blocks = blocks_of(n, BLOCK);
 #pragma omp parallel for schedule(static) if (n >= PAR_MIN)
   for (int64_t i = 0; i < blocks; i++) {
@@ -258,7 +206,7 @@ ft_status grad_add_scaled_f32(const float* a, size_t a_n, const float* b, size_t
 ft_status grad_scale_f32(float* x, size_t x_n, int64_t n, double s) {
   if (n < 0 || !std::isfinite(s)) return FT_ERR_ARG;
   if (!ft_fits(x_n, (size_t)n)) return FT_ERR_SIZE;
-  const scale_fn fn = ft_active_isa() == FT_ISA_AVX512 ? grad_scale_f32_avx512 : ft_active_isa() == FT_ISA_AVX2 ? grad_scale_f32_avx2 : grad_scale_f32_ref;
+  const auto fn = FT_PICK_ISA(grad_scale_f32);
   const int64_t blocks = blocks_of(n, BLOCK);
 #pragma omp parallel for schedule(static) if (n >= PAR_MIN)
   for (int64_t i = 0; i < blocks; i++) fn(x + i * BLOCK, min64(BLOCK, n - i * BLOCK), (float)s);
@@ -271,7 +219,7 @@ ft_status grad_sum_squares_f32(const float* x, size_t x_n, int64_t n, double* ou
   const int64_t blocks = blocks_of(n, GRAD_SS_BLOCK);
   double* sums = static_cast<double*>(std::malloc((size_t)(blocks > 0 ? blocks : 1) * sizeof(double)));
   if (sums == nullptr) return FT_ERR_ALLOC;
-  const sum_squares_fn fn = ft_active_isa() == FT_ISA_AVX512 ? grad_sum_squares_f32_avx512 : ft_active_isa() == FT_ISA_AVX2 ? grad_sum_squares_f32_avx2 : grad_sum_squares_f32_ref;
+  const auto fn = FT_PICK_ISA(grad_sum_squares_f32);
 #pragma omp parallel for schedule(static) if (n >= PAR_MIN)
   for (int64_t i = 0; i < blocks; i++) {
     const int64_t o = i * GRAD_SS_BLOCK;
@@ -300,7 +248,7 @@ ft_status grad_adamw_f32(float* param, size_t param_n, const float* grad, size_t
       (float)grad_scale, (float)(1.0 - lr * weight_decay), (float)beta1, (float)(1.0 - beta1),
       (float)beta2, (float)(1.0 - beta2), (float)std::sqrt(bc2), (float)eps, (float)(-(lr / bc1)),
   };
-  const adamw_fn fn = ft_active_isa() == FT_ISA_AVX512 ? grad_adamw_f32_avx512 : ft_active_isa() == FT_ISA_AVX2 ? grad_adamw_f32_avx2 : grad_adamw_f32_ref;
+  const auto fn = FT_PICK_ISA(grad_adamw_f32);
   const int64_t blocks = blocks_of(n, BLOCK);
 #pragma omp parallel for schedule(static) if (n >= PAR_MIN)
   for (int64_t i = 0; i < blocks; i++) {

@@ -3,6 +3,7 @@
 // accumulate in double. Single-threaded: the dispatchers (grad_dispatch.cc) split work.
 #include <cmath>
 #include "grad.h"
+#include "ops.h"
 
 // One row: x, w, dout (C) -> dx (C). With r = 1 / sqrt(mean(x^2) + eps) (as the forward
 // computes it) and y = w x r: dx = r w dy - x r^3 / C * sum_k(w_k dy_k x_k).
@@ -42,19 +43,7 @@ void grad_rmsnorm_dw_f32_ref(const float* x, const float* dout, const float* rst
 void grad_attention_bwd_f32_ref(const float* q, const float* k, const float* v, const float* dout, float* dq,
                                 float* dk, float* dv, int64_t n, int64_t stride, int64_t D, float scale, float* p) {
   float* dp = p + n;
-  float m = -INFINITY;
-  for (int64_t s = 0; s < n; s++) {
-    float dot = 0;
-    for (int64_t d = 0; d < D; d++) dot += q[d] * k[s * stride + d];
-    p[s] = dot * scale;
-    if (p[s] > m) m = p[s];
-  }
-  double sum = 0;
-  for (int64_t s = 0; s < n; s++) {
-    p[s] = std::exp(p[s] - m);
-    sum += p[s];
-  }
-  const float inv = (float)(1.0 / sum);
+  const float inv = ops_attention_scores_f32_ref(q, k, n, stride, D, scale, p);
   double delta = 0;
   for (int64_t s = 0; s < n; s++) {
     p[s] *= inv;

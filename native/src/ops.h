@@ -28,6 +28,10 @@ ft_status ops_rmsnorm_f32(const float* x, size_t x_n, const float* w, size_t w_n
 ft_status ops_rope_f32(const float* x, size_t x_n, const int32_t* positions, size_t positions_n,
                        const float* inv_freq, size_t inv_freq_n, float* out, size_t out_n,
                        int64_t B, int64_t T, int64_t H, int64_t D);
+// ops_rope_f32, by -angle when inverse (the transpose of the rotation: grad_rope_bwd_f32).
+ft_status ops_rope_rotate_f32(const float* x, size_t x_n, const int32_t* positions, size_t positions_n,
+                              const float* inv_freq, size_t inv_freq_n, float* out, size_t out_n, int64_t B,
+                              int64_t T, int64_t H, int64_t D, bool inverse);
 // q (B, T, H, D), k, v (B, Smax, Hkv, D) with S valid rows -> out (B, T, H, D).
 // Query t sits at position S - T + t and sees keys 0 ..= S - T + t.
 ft_status ops_attention_f32(const float* q, size_t q_n, const float* k, size_t k_n, const float* v, size_t v_n,
@@ -51,6 +55,12 @@ ft_status ops_argmax_f32(const float* x, size_t x_n, int32_t* out, size_t out_n,
 // float32(pos) * inv_freq in f32, then cos / sin rounded to f32.
 void ops_rope_table(const int32_t* positions, const float* inv_freq, int64_t T, int64_t half, float* cos_t,
                     float* sin_t);
+
+// q (D), k (n, D) at `stride` -> p (n) = exp(scale q . k_s - max), the softmax numerators
+// of one query row; returns 1 / sum p rounded to f32. Shared by ops_attention_f32_ref and
+// grad_attention_bwd_f32_ref.
+float ops_attention_scores_f32_ref(const float* q, const float* k, int64_t n, int64_t stride, int64_t D, float scale,
+                                   float* p);
 
 // ---- variants: single-threaded row / span kernels (dims already checked) ----
 // The dispatchers split the work across OpenMP threads (static schedules) and hold the

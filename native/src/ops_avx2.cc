@@ -1,111 +1,20 @@
 // AVX2 + FMA variants of the Llama forward ops (same signatures and semantics as the
 // scalar references in ops_ref.cc). 8-float vectors, maskload/maskstore for row tails,
-// a Cephes-style polynomial exp (about 2 ulp; results below FLT_MIN flush to 0) for
-// softmax, attention and silu. Horizontal reductions use a fixed order, so results are
-// bit-reproducible per ISA.
-#include <immintrin.h>
+// a Cephes-style polynomial exp (simd_avx2.h; about 2 ulp, results below FLT_MIN flush
+// to 0) for softmax, attention and silu. Horizontal reductions use a fixed order, so
+// results are bit-reproducible per ISA.
 #include <cmath>
 #include "ops.h"
+#include "simd_avx2.h"
 
 namespace {
-
-// Lane mask for the first min(rem, 8) lanes.
-inline __m256i tail_mask(int64_t rem) {
-  const int32_t r = rem >= 8 ? 8 : (int32_t)rem;
-  return _mm256_cmpgt_epi32(_mm256_set1_epi32(r), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
-
-inline float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-
-inline double hsum_pd(__m256d v) {
-  __m128d s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
-  s = _mm_add_sd(s, _mm_unpackhi_pd(s, s));
-  return _mm_cvtsd_f64(s);
-}
-
-inline float hmax(__m256 v) {
-  __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_max_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_max_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-
-// exp(x) for 8 lanes: x = n ln2 + r, |r| <= ln2/2, exp(r) by the Cephes expf
-// polynomial, 2^n built in the exponent field (so x is clamped to [ln FLT_MIN, 88.02]
-// and results for x < ln FLT_MIN flush to 0). NaN stays NaN.
-inline __m256 exp256(__m256 x0) {
-  const __m256 lo = _mm256_set1_ps(-87.33654f);
-  const __m256 x = _mm256_min_ps(_mm256_set1_ps(88.02f), _mm256_max_ps(lo, x0));
-  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
-  const __m256 y = _mm256_add_ps(_mm256_fmadd_ps(_mm256_mul_ps(p, r), r, r), _mm256_set1_ps(1.0f));
-  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-  const __m256 under = _mm256_cmp_ps(x0, lo, _CMP_LT_OQ);
-  return _mm256_andnot_ps(under, _mm256_mul_ps(y, _mm256_castsi256_ps(e)));
-}
-
-// in (n) -> out (n) = exp((in - m) * mul); returns the sum of out, accumulated in double.
-double exp_sum(const float* in, float* out, int64_t n, float m, float mul) {
-  const __m256 vm = _mm256_set1_ps(m), vmul = _mm256_set1_ps(mul);
-  __m256d acc0 = _mm256_setzero_pd(), acc1 = _mm256_setzero_pd();
-  for (int64_t i = 0; i < n; i += 8) {
-    const __m256i k = tail_mask(n - i);
-    const __m256 x = _mm256_maskload_ps(in + i, k);
-    const __m256 e = _mm256_and_ps(_mm256_castsi256_ps(k), exp256(_mm256_mul_ps(_mm256_sub_ps(x, vm), vmul)));
-    _mm256_maskstore_ps(out + i, k, e);
-    acc0 = _mm256_add_pd(acc0, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
-    acc1 = _mm256_add_pd(acc1, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
-  }
-  return hsum_pd(_mm256_add_pd(acc0, acc1));
-}
-
-// x (n) *= s
-void scale_inplace(float* x, int64_t n, float s) {
-  const __m256 vs = _mm256_set1_ps(s);
-  for (int64_t i = 0; i < n; i += 8) {
-    const __m256i k = tail_mask(n - i);
-    _mm256_maskstore_ps(x + i, k, _mm256_mul_ps(_mm256_maskload_ps(x + i, k), vs));
-  }
-}
-
-// a (n) . b (n)
-float dot(const float* a, const float* b, int64_t n) {
-  __m256 acc = _mm256_setzero_ps();
-  for (int64_t i = 0; i < n; i += 8) {
-    const __m256i k = tail_mask(n - i);
-    acc = _mm256_fmadd_ps(_mm256_maskload_ps(a + i, k), _mm256_maskload_ps(b + i, k), acc);
-  }
-  return hsum(acc);
-}
-
-// y (n) += a * x (n)
-void axpy(float a, const float* x, float* y, int64_t n) {
-  const __m256 va = _mm256_set1_ps(a);
-  for (int64_t i = 0; i < n; i += 8) {
-    const __m256i k = tail_mask(n - i);
-    _mm256_maskstore_ps(y + i, k, _mm256_fmadd_ps(va, _mm256_maskload_ps(x + i, k), _mm256_maskload_ps(y + i, k)));
-  }
-}
 
 // q (D) against the 4 key rows k + j * stride -> p[j] = scale * dot. Four independent
 // accumulators keep the FMA units busy; each is the same chain dot() would compute.
 void dot4(const float* q, const float* k, int64_t stride, int64_t D, float scale, float* p) {
   __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
   for (int64_t i = 0; i < D; i += 8) {
-    const __m256i m = tail_mask(D - i);
+    const __m256i m = mask8(D - i);
     const __m256 qv = _mm256_maskload_ps(q + i, m);
     a0 = _mm256_fmadd_ps(qv, _mm256_maskload_ps(k + i, m), a0);
     a1 = _mm256_fmadd_ps(qv, _mm256_maskload_ps(k + stride + i, m), a1);
@@ -123,7 +32,7 @@ void dot4(const float* q, const float* k, int64_t stride, int64_t D, float scale
 void axpy4(const float* p, const float* v, int64_t stride, float* out, int64_t D) {
   const __m256 p0 = _mm256_set1_ps(p[0]), p1 = _mm256_set1_ps(p[1]), p2 = _mm256_set1_ps(p[2]), p3 = _mm256_set1_ps(p[3]);
   for (int64_t i = 0; i < D; i += 8) {
-    const __m256i m = tail_mask(D - i);
+    const __m256i m = mask8(D - i);
     __m256 o = _mm256_fmadd_ps(p0, _mm256_maskload_ps(v + i, m), _mm256_maskload_ps(out + i, m));
     o = _mm256_fmadd_ps(p1, _mm256_maskload_ps(v + stride + i, m), o);
     o = _mm256_fmadd_ps(p2, _mm256_maskload_ps(v + 2 * stride + i, m), o);
@@ -147,13 +56,13 @@ void ops_rmsnorm_f32_avx2(const float* x, const float* w, float* out, int64_t N,
       acc1 = _mm256_fmadd_ps(b, b, acc1);
     }
     for (; c < C; c += 8) {
-      const __m256 a = _mm256_maskload_ps(xr + c, tail_mask(C - c));
+      const __m256 a = _mm256_maskload_ps(xr + c, mask8(C - c));
       acc0 = _mm256_fmadd_ps(a, a, acc0);
     }
     const float ss = hsum(_mm256_add_ps(acc0, acc1));
     const __m256 r = _mm256_set1_ps(1.0f / std::sqrt(ss / (float)C + eps));
     for (c = 0; c < C; c += 8) {
-      const __m256i k = tail_mask(C - c);
+      const __m256i k = mask8(C - c);
       const __m256 xn = _mm256_mul_ps(_mm256_maskload_ps(xr + c, k), r);
       _mm256_maskstore_ps(o + c, k, _mm256_mul_ps(_mm256_maskload_ps(w + c, k), xn));
     }
@@ -167,7 +76,7 @@ void ops_rope_f32_avx2(const float* x, const float* cos_t, const float* sin_t, f
     const float* xr = x + h * D;
     float* o = out + h * D;
     for (int64_t j = 0; j < half; j += 8) {
-      const __m256i k = tail_mask(half - j);
+      const __m256i k = mask8(half - j);
       const __m256 x1 = _mm256_maskload_ps(xr + j, k), x2 = _mm256_maskload_ps(xr + half + j, k);
       const __m256 c = _mm256_maskload_ps(cos_t + j, k), s = _mm256_maskload_ps(sin_t + j, k);
       _mm256_maskstore_ps(o + j, k, _mm256_sub_ps(_mm256_mul_ps(x1, c), _mm256_mul_ps(x2, s)));
@@ -193,7 +102,7 @@ void ops_attention_f32_avx2(const float* q, const float* k, const float* v, floa
 // gate (n), up (n) -> out (n)
 void ops_silu_mul_f32_avx2(const float* gate, const float* up, float* out, int64_t n) {
   for (int64_t i = 0; i < n; i += 8) {
-    const __m256i k = tail_mask(n - i);
+    const __m256i k = mask8(n - i);
     const __m256 g = _mm256_maskload_ps(gate + i, k);
     const __m256 e = exp256(_mm256_sub_ps(_mm256_setzero_ps(), g));
     const __m256 s = _mm256_div_ps(g, _mm256_add_ps(_mm256_set1_ps(1.0f), e));
@@ -204,7 +113,7 @@ void ops_silu_mul_f32_avx2(const float* gate, const float* up, float* out, int64
 // a (n), b (n) -> out (n)
 void ops_add_f32_avx2(const float* a, const float* b, float* out, int64_t n) {
   for (int64_t i = 0; i < n; i += 8) {
-    const __m256i k = tail_mask(n - i);
+    const __m256i k = mask8(n - i);
     _mm256_maskstore_ps(out + i, k, _mm256_add_ps(_mm256_maskload_ps(a + i, k), _mm256_maskload_ps(b + i, k)));
   }
 }
@@ -217,7 +126,7 @@ void ops_softmax_f32_avx2(const float* x, float* out, int64_t N, int64_t V, floa
     float* o = out + i * V;
     __m256 mx = ninf, nan = _mm256_setzero_ps();
     for (int64_t j = 0; j < V; j += 8) {
-      const __m256i k = tail_mask(V - j);
+      const __m256i k = mask8(V - j);
       const __m256 a = _mm256_blendv_ps(ninf, _mm256_maskload_ps(xr + j, k), _mm256_castsi256_ps(k));
       mx = _mm256_max_ps(a, mx);  // a NaN in `a` yields mx (the second operand)
       nan = _mm256_or_ps(nan, _mm256_cmp_ps(a, a, _CMP_UNORD_Q));

@@ -1,87 +1,19 @@
 // AVX-512 variants of the Llama forward ops (same signatures and semantics as the
 // scalar references in ops_ref.cc). 16-float vectors, masked loads/stores for row tails,
-// a Cephes-style polynomial exp (about 2 ulp) for softmax, attention and silu.
-// Horizontal reductions use a fixed order, so results are bit-reproducible per ISA.
-#include <immintrin.h>
+// a Cephes-style polynomial exp (simd_avx512.h; about 2 ulp) for softmax, attention and
+// silu. Horizontal reductions use a fixed order, so results are bit-reproducible per ISA.
 #include <cmath>
 #include "ops.h"
-
-// GCC 12's AVX-512 headers seed masked intrinsics with a self-initialised `__Y = __Y`
-// and then warn about it (GCC bug 105593, fixed in GCC 13): silence that false positive.
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include "simd_avx512.h"
 
 namespace {
-
-inline __mmask16 tail_mask(int64_t rem) { return (__mmask16)((1u << rem) - 1u); }
-
-// exp(x) for 16 lanes: x = n ln2 + r, |r| <= ln2/2, exp(r) by the Cephes expf
-// polynomial, then scaled by 2^n (scalef handles the denormal range and underflow to 0).
-// NaN stays NaN; x is clamped to [-104, 88.72] so -inf gives 0.
-inline __m512 exp512(__m512 x) {
-  x = _mm512_min_ps(_mm512_set1_ps(88.72283f), _mm512_max_ps(_mm512_set1_ps(-104.0f), x));
-  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-  const __m512 y = _mm512_add_ps(_mm512_fmadd_ps(_mm512_mul_ps(p, r), r, r), _mm512_set1_ps(1.0f));
-  return _mm512_scalef_ps(y, n);
-}
-
-// in (n) -> out (n) = exp((in - m) * mul); returns the sum of out, accumulated in double.
-double exp_sum(const float* in, float* out, int64_t n, float m, float mul) {
-  const __m512 vm = _mm512_set1_ps(m), vmul = _mm512_set1_ps(mul);
-  __m512d acc0 = _mm512_setzero_pd(), acc1 = _mm512_setzero_pd();
-  for (int64_t i = 0; i < n; i += 16) {
-    const __mmask16 k = n - i >= 16 ? (__mmask16)0xffff : tail_mask(n - i);
-    const __m512 e = _mm512_maskz_mov_ps(k, exp512(_mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, in + i), vm), vmul)));
-    _mm512_mask_storeu_ps(out + i, k, e);
-    acc0 = _mm512_add_pd(acc0, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
-    acc1 = _mm512_add_pd(acc1, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(e), 1))));
-  }
-  return _mm512_reduce_add_pd(_mm512_add_pd(acc0, acc1));
-}
-
-// x (n) *= s
-void scale_inplace(float* x, int64_t n, float s) {
-  const __m512 vs = _mm512_set1_ps(s);
-  for (int64_t i = 0; i < n; i += 16) {
-    const __mmask16 k = n - i >= 16 ? (__mmask16)0xffff : tail_mask(n - i);
-    _mm512_mask_storeu_ps(x + i, k, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + i), vs));
-  }
-}
-
-// a (n) . b (n)
-float dot(const float* a, const float* b, int64_t n) {
-  __m512 acc = _mm512_setzero_ps();
-  for (int64_t i = 0; i < n; i += 16) {
-    const __mmask16 k = n - i >= 16 ? (__mmask16)0xffff : tail_mask(n - i);
-    acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(k, a + i), _mm512_maskz_loadu_ps(k, b + i), acc);
-  }
-  return _mm512_reduce_add_ps(acc);
-}
-
-// y (n) += a * x (n)
-void axpy(float a, const float* x, float* y, int64_t n) {
-  const __m512 va = _mm512_set1_ps(a);
-  for (int64_t i = 0; i < n; i += 16) {
-    const __mmask16 k = n - i >= 16 ? (__mmask16)0xffff : tail_mask(n - i);
-    _mm512_mask_storeu_ps(y + i, k, _mm512_fmadd_ps(va, _mm512_maskz_loadu_ps(k, x + i), _mm512_maskz_loadu_ps(k, y + i)));
-  }
-}
 
 // q (D) against the 4 key rows k + j * stride -> p[j] = scale * dot. Four independent
 // accumulators keep the FMA units busy; each is the same chain dot() would compute.
 void dot4(const float* q, const float* k, int64_t stride, int64_t D, float scale, float* p) {
   __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
   for (int64_t i = 0; i < D; i += 16) {
-    const __mmask16 m = D - i >= 16 ? (__mmask16)0xffff : tail_mask(D - i);
+    const __mmask16 m = mask16(D - i);
     const __m512 qv = _mm512_maskz_loadu_ps(m, q + i);
     a0 = _mm512_fmadd_ps(qv, _mm512_maskz_loadu_ps(m, k + i), a0);
     a1 = _mm512_fmadd_ps(qv, _mm512_maskz_loadu_ps(m, k + stride + i), a1);
@@ -99,7 +31,7 @@ void dot4(const float* q, const float* k, int64_t stride, int64_t D, float scale
 void axpy4(const float* p, const float* v, int64_t stride, float* out, int64_t D) {
   const __m512 p0 = _mm512_set1_ps(p[0]), p1 = _mm512_set1_ps(p[1]), p2 = _mm512_set1_ps(p[2]), p3 = _mm512_set1_ps(p[3]);
   for (int64_t i = 0; i < D; i += 16) {
-    const __mmask16 m = D - i >= 16 ? (__mmask16)0xffff : tail_mask(D - i);
+    const __mmask16 m = mask16(D - i);
     __m512 o = _mm512_fmadd_ps(p0, _mm512_maskz_loadu_ps(m, v + i), _mm512_maskz_loadu_ps(m, out + i));
     o = _mm512_fmadd_ps(p1, _mm512_maskz_loadu_ps(m, v + stride + i), o);
     o = _mm512_fmadd_ps(p2, _mm512_maskz_loadu_ps(m, v + 2 * stride + i), o);
@@ -123,14 +55,14 @@ void ops_rmsnorm_f32_avx512(const float* x, const float* w, float* out, int64_t 
       acc1 = _mm512_fmadd_ps(b, b, acc1);
     }
     for (; c < C; c += 16) {
-      const __mmask16 k = C - c >= 16 ? (__mmask16)0xffff : tail_mask(C - c);
+      const __mmask16 k = mask16(C - c);
       const __m512 a = _mm512_maskz_loadu_ps(k, xr + c);
       acc0 = _mm512_fmadd_ps(a, a, acc0);
     }
     const float ss = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
     const __m512 r = _mm512_set1_ps(1.0f / std::sqrt(ss / (float)C + eps));
     for (c = 0; c < C; c += 16) {
-      const __mmask16 k = C - c >= 16 ? (__mmask16)0xffff : tail_mask(C - c);
+      const __mmask16 k = mask16(C - c);
       const __m512 xn = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, xr + c), r);
       _mm512_mask_storeu_ps(o + c, k, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, w + c), xn));
     }
@@ -144,7 +76,7 @@ void ops_rope_f32_avx512(const float* x, const float* cos_t, const float* sin_t,
     const float* xr = x + h * D;
     float* o = out + h * D;
     for (int64_t j = 0; j < half; j += 16) {
-      const __mmask16 k = half - j >= 16 ? (__mmask16)0xffff : tail_mask(half - j);
+      const __mmask16 k = mask16(half - j);
       const __m512 x1 = _mm512_maskz_loadu_ps(k, xr + j), x2 = _mm512_maskz_loadu_ps(k, xr + half + j);
       const __m512 c = _mm512_maskz_loadu_ps(k, cos_t + j), s = _mm512_maskz_loadu_ps(k, sin_t + j);
       _mm512_mask_storeu_ps(o + j, k, _mm512_sub_ps(_mm512_mul_ps(x1, c), _mm512_mul_ps(x2, s)));
@@ -170,7 +102,7 @@ void ops_attention_f32_avx512(const float* q, const float* k, const float* v, fl
 // gate (n), up (n) -> out (n)
 void ops_silu_mul_f32_avx512(const float* gate, const float* up, float* out, int64_t n) {
   for (int64_t i = 0; i < n; i += 16) {
-    const __mmask16 k = n - i >= 16 ? (__mmask16)0xffff : tail_mask(n - i);
+    const __mmask16 k = mask16(n - i);
     const __m512 g = _mm512_maskz_loadu_ps(k, gate + i);
     const __m512 e = exp512(_mm512_sub_ps(_mm512_setzero_ps(), g));
     const __m512 s = _mm512_div_ps(g, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
@@ -181,7 +113,7 @@ void ops_silu_mul_f32_avx512(const float* gate, const float* up, float* out, int
 // a (n), b (n) -> out (n)
 void ops_add_f32_avx512(const float* a, const float* b, float* out, int64_t n) {
   for (int64_t i = 0; i < n; i += 16) {
-    const __mmask16 k = n - i >= 16 ? (__mmask16)0xffff : tail_mask(n - i);
+    const __mmask16 k = mask16(n - i);
     _mm512_mask_storeu_ps(out + i, k, _mm512_add_ps(_mm512_maskz_loadu_ps(k, a + i), _mm512_maskz_loadu_ps(k, b + i)));
   }
 }
@@ -194,7 +126,7 @@ void ops_softmax_f32_avx512(const float* x, float* out, int64_t N, int64_t V, fl
     __m512 mx = _mm512_set1_ps(-INFINITY);
     __mmask16 nan = 0;
     for (int64_t j = 0; j < V; j += 16) {
-      const __mmask16 k = V - j >= 16 ? (__mmask16)0xffff : tail_mask(V - j);
+      const __mmask16 k = mask16(V - j);
       const __m512 a = _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), k, xr + j);
       mx = _mm512_max_ps(a, mx);  // a NaN in `a` yields mx (the second operand)
       nan |= _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q);

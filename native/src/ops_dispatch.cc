@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <omp.h>
+#include "dispatch.h"
 #include "ops.h"
 
 namespace {
@@ -15,38 +16,13 @@ constexpr int64_t PAR_MIN = 1 << 15;
 // Element-wise ops: elements per OpenMP work item.
 constexpr int64_t BLOCK = 4096;
 
-typedef void (*rmsnorm_fn)(const float* x, const float* w, float* out, int64_t N, int64_t C, float eps);
-typedef void (*rope_fn)(const float* x, const float* cos_t, const float* sin_t, float* out, int64_t H, int64_t D);
-typedef void (*attention_fn)(const float* q, const float* k, const float* v, float* out, int64_t n, int64_t stride,
-                             int64_t D, float scale, float* p);
 typedef void (*binary_fn)(const float* a, const float* b, float* out, int64_t n);
-typedef void (*softmax_fn)(const float* x, float* out, int64_t N, int64_t V, float inv_temp);
-
-// Product of n dims as an element count; false when a dim is negative or it overflows.
-bool count(const int64_t* dims, int n, size_t* out) {
-  size_t c = 1;
-  for (int i = 0; i < n; i++) {
-    if (dims[i] < 0 || __builtin_mul_overflow(c, (size_t)dims[i], &c)) return false;
-  }
-  *out = c;
-  return true;
-}
-
-bool count2(int64_t a, int64_t b, size_t* out) {
-  const int64_t d[2] = {a, b};
-  return count(d, 2, out);
-}
-
-bool count4(int64_t a, int64_t b, int64_t c, int64_t e, size_t* out) {
-  const int64_t d[4] = {a, b, c, e};
-  return count(d, 4, out);
-}
 
 // ids (N) all in [0, V), with the buffers of an (N) -> (N, C) lookup in a (V, C) table.
 ft_status check_embedding(const int32_t* ids, size_t ids_n, size_t table_n, size_t out_n, int64_t N, int64_t V,
                           int64_t C) {
   size_t nt, no;
-  if (N < 0 || !count2(V, C, &nt) || !count2(N, C, &no)) return FT_ERR_ARG;
+  if (N < 0 || !ft_count2(V, C, &nt) || !ft_count2(N, C, &no)) return FT_ERR_ARG;
   if (!ft_fits(ids_n, (size_t)N) || !ft_fits(table_n, nt) || !ft_fits(out_n, no)) return FT_ERR_SIZE;
   for (int64_t i = 0; i < N; i++) {
     if (ids[i] < 0 || ids[i] >= V) return FT_ERR_ARG;
@@ -94,20 +70,19 @@ ft_status ops_embedding_bf16(const int32_t* ids, size_t ids_n, const uint16_t* t
 ft_status ops_rmsnorm_f32(const float* x, size_t x_n, const float* w, size_t w_n, float* out, size_t out_n,
                           int64_t N, int64_t C, double eps) {
   size_t nx;
-  if (!count2(N, C, &nx) || !(eps >= 0) || !std::isfinite(eps)) return FT_ERR_ARG;
+  if (!ft_count2(N, C, &nx) || !(eps >= 0) || !std::isfinite(eps)) return FT_ERR_ARG;
   if (!ft_fits(x_n, nx) || !ft_fits(w_n, (size_t)C) || !ft_fits(out_n, nx)) return FT_ERR_SIZE;
-  const ft_isa isa = ft_active_isa();
-  const rmsnorm_fn fn = isa == FT_ISA_AVX512 ? ops_rmsnorm_f32_avx512 : isa == FT_ISA_AVX2 ? ops_rmsnorm_f32_avx2 : ops_rmsnorm_f32_ref;
+  const auto fn = FT_PICK_ISA(ops_rmsnorm_f32);
 #pragma omp parallel for schedule(static) if (N * C >= PAR_MIN)
   for (int64_t i = 0; i < N; i++) fn(x + i * C, w, out + i * C, 1, C, (float)eps);
   return FT_OK;
 }
 
-ft_status ops_rope_f32(const float* x, size_t x_n, const int32_t* positions, size_t positions_n,
-                       const float* inv_freq, size_t inv_freq_n, float* out, size_t out_n, int64_t B, int64_t T,
-                       int64_t H, int64_t D) {
+ft_status ops_rope_rotate_f32(const float* x, size_t x_n, const int32_t* positions, size_t positions_n,
+                              const float* inv_freq, size_t inv_freq_n, float* out, size_t out_n, int64_t B,
+                              int64_t T, int64_t H, int64_t D, bool inverse) {
   size_t nx, nt;
-  if (!count4(B, T, H, D, &nx) || D % 2 != 0 || !count2(T, D, &nt)) return FT_ERR_ARG;
+  if (!ft_count4(B, T, H, D, &nx) || D % 2 != 0 || !ft_count2(T, D, &nt)) return FT_ERR_ARG;
   if (!ft_fits(x_n, nx) || !ft_fits(out_n, nx) || !ft_fits(positions_n, (size_t)T) ||
       !ft_fits(inv_freq_n, (size_t)(D / 2)))
     return FT_ERR_SIZE;
@@ -119,8 +94,12 @@ ft_status ops_rope_f32(const float* x, size_t x_n, const int32_t* positions, siz
   float* cos_t = table;
   float* sin_t = table + T * half;
   ops_rope_table(positions, inv_freq, T, half, cos_t, sin_t);
-  const ft_isa isa = ft_active_isa();
-  const rope_fn fn = isa == FT_ISA_AVX512 ? ops_rope_f32_avx512 : isa == FT_ISA_AVX2 ? ops_rope_f32_avx2 : ops_rope_f32_ref;
+  // The inverse (transpose) of a rotation is the rotation by -angle: sin negated (exact:
+  // negation does not round).
+  if (inverse) {
+    for (int64_t i = 0; i < T * half; i++) sin_t[i] = -sin_t[i];
+  }
+  const auto fn = FT_PICK_ISA(ops_rope_f32);
   // One work item per token (b, t): its H heads share the position's cos / sin.
 #pragma omp parallel for schedule(static) if ((int64_t)nx >= PAR_MIN)
   for (int64_t bt = 0; bt < B * T; bt++) {
@@ -131,22 +110,27 @@ ft_status ops_rope_f32(const float* x, size_t x_n, const int32_t* positions, siz
   return FT_OK;
 }
 
+ft_status ops_rope_f32(const float* x, size_t x_n, const int32_t* positions, size_t positions_n,
+                       const float* inv_freq, size_t inv_freq_n, float* out, size_t out_n, int64_t B, int64_t T,
+                       int64_t H, int64_t D) {
+  return ops_rope_rotate_f32(x, x_n, positions, positions_n, inv_freq, inv_freq_n, out, out_n, B, T, H, D, false);
+}
+
 ft_status ops_attention_f32(const float* q, size_t q_n, const float* k, size_t k_n, const float* v, size_t v_n,
                             float* out, size_t out_n, int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t D,
                             int64_t Smax, int64_t S, double scale) {
   size_t nq, nkv;
-  if (!count4(B, T, H, D, &nq) || !count4(B, Smax, Hkv, D, &nkv)) return FT_ERR_ARG;
+  if (!ft_count4(B, T, H, D, &nq) || !ft_count4(B, Smax, Hkv, D, &nkv)) return FT_ERR_ARG;
   if (Hkv < 1 || H % Hkv != 0 || T > S || S > Smax || !std::isfinite(scale)) return FT_ERR_ARG;
   if (!ft_fits(q_n, nq) || !ft_fits(out_n, nq) || !ft_fits(k_n, nkv) || !ft_fits(v_n, nkv)) return FT_ERR_SIZE;
   if (nq == 0) return FT_OK;
   // One scratch row of S scores per thread.
   const int threads = omp_get_max_threads();
   size_t ns;
-  if (!count2(threads, S, &ns)) return FT_ERR_ARG;
+  if (!ft_count2(threads, S, &ns)) return FT_ERR_ARG;
   float* scratch = static_cast<float*>(std::malloc(ns * sizeof(float)));
   if (scratch == nullptr) return FT_ERR_ALLOC;
-  const ft_isa isa = ft_active_isa();
-  const attention_fn fn = isa == FT_ISA_AVX512 ? ops_attention_f32_avx512 : isa == FT_ISA_AVX2 ? ops_attention_f32_avx2 : ops_attention_f32_ref;
+  const auto fn = FT_PICK_ISA(ops_attention_f32);
   const int64_t group = H / Hkv, rows = B * T * H, stride = Hkv * D;
 #pragma omp parallel num_threads(threads)
   {
@@ -171,8 +155,7 @@ ft_status ops_silu_mul_f32(const float* gate, size_t gate_n, const float* up, si
                            size_t out_n, int64_t n) {
   const ft_status st = check_elementwise(gate_n, up_n, out_n, n);
   if (st != FT_OK) return st;
-  const ft_isa isa = ft_active_isa();
-  const binary_fn fn = isa == FT_ISA_AVX512 ? ops_silu_mul_f32_avx512 : isa == FT_ISA_AVX2 ? ops_silu_mul_f32_avx2 : ops_silu_mul_f32_ref;
+  const auto fn = FT_PICK_ISA(ops_silu_mul_f32);
   run_blocks(fn, gate, up, out, n);
   return FT_OK;
 }
@@ -180,8 +163,7 @@ ft_status ops_silu_mul_f32(const float* gate, size_t gate_n, const float* up, si
 ft_status ops_add_f32(const float* a, size_t a_n, const float* b, size_t b_n, float* out, size_t out_n, int64_t n) {
   const ft_status st = check_elementwise(a_n, b_n, out_n, n);
   if (st != FT_OK) return st;
-  const ft_isa isa = ft_active_isa();
-  const binary_fn fn = isa == FT_ISA_AVX512 ? ops_add_f32_avx512 : isa == FT_ISA_AVX2 ? ops_add_f32_avx2 : ops_add_f32_ref;
+  const auto fn = FT_PICK_ISA(ops_add_f32);
   run_blocks(fn, a, b, out, n);
   return FT_OK;
 }
@@ -189,12 +171,11 @@ ft_status ops_add_f32(const float* a, size_t a_n, const float* b, size_t b_n, fl
 ft_status ops_softmax_f32(const float* x, size_t x_n, float* out, size_t out_n, int64_t N, int64_t V,
                           double temperature) {
   size_t nx;
-  if (!count2(N, V, &nx) || !(temperature > 0) || !std::isfinite(temperature)) return FT_ERR_ARG;
+  if (!ft_count2(N, V, &nx) || !(temperature > 0) || !std::isfinite(temperature)) return FT_ERR_ARG;
   if (!ft_fits(x_n, nx) || !ft_fits(out_n, nx)) return FT_ERR_SIZE;
   const float inv_temp = (float)(1.0 / temperature);
   if (!std::isfinite(inv_temp)) return FT_ERR_ARG;  // temperature below ~3e-39
-  const ft_isa isa = ft_active_isa();
-  const softmax_fn fn = isa == FT_ISA_AVX512 ? ops_softmax_f32_avx512 : isa == FT_ISA_AVX2 ? ops_softmax_f32_avx2 : ops_softmax_f32_ref;
+  const auto fn = FT_PICK_ISA(ops_softmax_f32);
 #pragma omp parallel for schedule(static) if ((int64_t)nx >= PAR_MIN)
   for (int64_t i = 0; i < N; i++) fn(x + i * V, out + i * V, 1, V, inv_temp);
   return FT_OK;
@@ -202,7 +183,7 @@ ft_status ops_softmax_f32(const float* x, size_t x_n, float* out, size_t out_n, 
 
 ft_status ops_argmax_f32(const float* x, size_t x_n, int32_t* out, size_t out_n, int64_t N, int64_t V) {
   size_t nx;
-  if (!count2(N, V, &nx) || V < 1 || V > INT32_MAX) return FT_ERR_ARG;
+  if (!ft_count2(N, V, &nx) || V < 1 || V > INT32_MAX) return FT_ERR_ARG;
   if (!ft_fits(x_n, nx) || !ft_fits(out_n, (size_t)N)) return FT_ERR_SIZE;
 #pragma omp parallel for schedule(static) if ((int64_t)nx >= PAR_MIN)
   for (int64_t i = 0; i < N; i++) ops_argmax_f32_ref(x + i * V, out + i, 1, V);

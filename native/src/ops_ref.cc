@@ -79,10 +79,8 @@ void ops_rope_f32_ref(const float* x, const float* cos_t, const float* sin_t, fl
   }
 }
 
-// One query row: q (D), k, v (n, D) at `stride` -> out (D). Scores into p, a
-// max-subtracted softmax, then the probability-weighted sum of value rows.
-void ops_attention_f32_ref(const float* q, const float* k, const float* v, float* out, int64_t n, int64_t stride,
-                           int64_t D, float scale, float* p) {
+float ops_attention_scores_f32_ref(const float* q, const float* k, int64_t n, int64_t stride, int64_t D, float scale,
+                                   float* p) {
   float m = -INFINITY;
   for (int64_t s = 0; s < n; s++) {
     float dot = 0;
@@ -95,7 +93,14 @@ void ops_attention_f32_ref(const float* q, const float* k, const float* v, float
     p[s] = std::exp(p[s] - m);
     sum += p[s];
   }
-  const float inv = (float)(1.0 / sum);
+  return (float)(1.0 / sum);
+}
+
+// One query row: q (D), k, v (n, D) at `stride` -> out (D). Scores into p, a
+// max-subtracted softmax, then the probability-weighted sum of value rows.
+void ops_attention_f32_ref(const float* q, const float* k, const float* v, float* out, int64_t n, int64_t stride,
+                           int64_t D, float scale, float* p) {
+  const float inv = ops_attention_scores_f32_ref(q, k, n, stride, D, scale, p);
   for (int64_t d = 0; d < D; d++) out[d] = 0;
   for (int64_t s = 0; s < n; s++) {
     const float ps = p[s] * inv;

@@ -7,10 +7,11 @@ import { Tensor } from '../../src/tensor/tensor.js';
 import type { DType } from '../../src/tensor/dtype.js';
 import { scope } from '../../src/tensor/scope.js';
 import { NativeError, ShapeError } from '../../src/errors.js';
-import { activeIsa, check, native, setIsa, supportedIsas, type Isa } from '../../src/backend/native/addon.js';
+import { check, native, type Isa } from '../../src/backend/native/addon.js';
 import { gemmInto, nativeGemm, type GemmSpec } from '../../src/backend/native/gemm.js';
 import { f16ToF32Bits, f32ToBf16, refGemm, refGemmInto } from '../../src/backend/ref/gemm.js';
 import { Rng } from '../helpers/random.js';
+import { eachIsa } from '../helpers/isa.js';
 
 /**
  * f32 GEMM: |native - ref| <= F32_REL * (sum_k |a_ik b_kj| + |c_old| + |bias_j|). The ref
@@ -25,19 +26,6 @@ const F32_REL = 1e-5;
 const BF16_REL = 2e-5;
 
 type Dtype = 'f32' | 'bf16';
-
-/** Runs fn under every ISA this CPU supports, restoring the active one afterwards. */
-function eachIsa(fn: (isa: Isa) => void): void {
-  const before = activeIsa();
-  try {
-    for (const isa of supportedIsas()) {
-      setIsa(isa);
-      fn(isa);
-    }
-  } finally {
-    setIsa(before);
-  }
-}
 
 function randomTensor(rng: Rng, shape: number[], dtype: Dtype): Tensor {
   const v = rng.normals(shape.reduce((p, d) => p * d, 1));

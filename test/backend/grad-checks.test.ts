@@ -7,24 +7,16 @@ import assert from 'node:assert/strict';
 import { NativeError, ShapeError } from '../../src/errors.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { scope } from '../../src/tensor/scope.js';
-import { activeIsa, native, setIsa, supportedIsas } from '../../src/backend/native/addon.js';
+import { native } from '../../src/backend/native/addon.js';
 import { nativeGrad } from '../../src/backend/native/grad.js';
 import { refGrad } from '../../src/backend/ref/grad.js';
 import type { GradOps } from '../../src/backend/backend.js';
 import { Rng } from '../helpers/random.js';
+import { eachBackend, eachIsa } from '../helpers/isa.js';
 
 /** Runs fn with the reference backend and with the native one under every supported ISA. */
 function everyBackend(fn: (ops: GradOps, name: string) => void): void {
-  scope(() => fn(refGrad, 'ref'));
-  const before = activeIsa();
-  try {
-    for (const isa of supportedIsas()) {
-      setIsa(isa);
-      scope(() => fn(nativeGrad, `native ${isa}`));
-    }
-  } finally {
-    setIsa(before);
-  }
+  eachBackend(refGrad, nativeGrad, fn);
 }
 
 /** fn's result with 1, 2 and 3 OpenMP threads (the thread count is restored). */
@@ -123,24 +115,18 @@ test('sumSquares, attention / embedding / rmsnorm backward: bit-identical across
   const ids = Tensor.from([700], 'i32', Int32Array.from({ length: 700 }, () => rng.int(50)));
   const dOut = f32([700, 67], rng.normals(700 * 67));
   const rx = f32([700, 67], rng.normals(700 * 67)), rw = f32([67], rng.normals(67));
-  const before = activeIsa();
-  try {
-    for (const isa of supportedIsas()) {
-      setIsa(isa);
-      const runs = withThreads(() => scope(() => {
-        const a = nativeGrad.attentionBackward(q, k, v, S, 0.3, dy);
-        const table = f32([50, 67], new Float32Array(50 * 67));
-        nativeGrad.embeddingBackward(ids, dOut, table);
-        const dw = f32([67], new Float32Array(67));
-        const dx = nativeGrad.rmsnormBackward(rx, rw, 1e-6, dOut, dw);
-        return [nativeGrad.sumSquares(x), ...[a.dq, a.dk, a.dv, table, dx, dw].map((t) => Array.from(t.data))];
-      }));
-      for (const r of runs.slice(1)) assert.deepEqual(r, runs[0], isa);
-      assert.deepEqual(withThreads(() => nativeGrad.sumSquares(x)), [runs[0]?.[0], runs[0]?.[0], runs[0]?.[0]], `${isa} repeat`);
-    }
-  } finally {
-    setIsa(before);
-  }
+  eachIsa((isa) => {
+    const runs = withThreads(() => scope(() => {
+      const a = nativeGrad.attentionBackward(q, k, v, S, 0.3, dy);
+      const table = f32([50, 67], new Float32Array(50 * 67));
+      nativeGrad.embeddingBackward(ids, dOut, table);
+      const dw = f32([67], new Float32Array(67));
+      const dx = nativeGrad.rmsnormBackward(rx, rw, 1e-6, dOut, dw);
+      return [nativeGrad.sumSquares(x), ...[a.dq, a.dk, a.dv, table, dx, dw].map((t) => Array.from(t.data))];
+    }));
+    for (const r of runs.slice(1)) assert.deepEqual(r, runs[0], isa);
+    assert.deepEqual(withThreads(() => nativeGrad.sumSquares(x)), [runs[0]?.[0], runs[0]?.[0], runs[0]?.[0]], `${isa} repeat`);
+  });
 });
 
 test('dropout: kept fraction ~ 1 - p, p = 0 is the identity, the seed picks the mask', () => {

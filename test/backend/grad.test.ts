@@ -5,33 +5,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Tensor } from '../../src/tensor/tensor.js';
-import { scope } from '../../src/tensor/scope.js';
-import { activeIsa, setIsa, supportedIsas, type Isa } from '../../src/backend/native/addon.js';
 import { nativeGrad } from '../../src/backend/native/grad.js';
 import { refGrad } from '../../src/backend/ref/grad.js';
 import { Rng } from '../helpers/random.js';
-
-/** Runs fn once per supported ISA, restoring the ISA that was active before. */
-function eachIsa(fn: (isa: Isa) => void): void {
-  const before = activeIsa();
-  try {
-    for (const isa of supportedIsas()) {
-      setIsa(isa);
-      scope(() => fn(isa));
-    }
-  } finally {
-    setIsa(before);
-  }
-}
-
-/** Asserts |actual - expected| <= atol + rtol |expected| element-wise. */
-function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, rtol: number, atol: number, what: string): void {
-  assert.equal(actual.length, expected.length, `${what}: length`);
-  for (let i = 0; i < expected.length; i++) {
-    const a = actual[i] ?? NaN, e = expected[i] ?? NaN;
-    if (!(Math.abs(a - e) <= atol + rtol * Math.abs(e))) assert.fail(`${what}: index ${i}: native ${a} vs reference ${e}`);
-  }
-}
+import { assertClose } from '../helpers/close.js';
+import { eachIsa } from '../helpers/isa.js';
 
 const f32 = (shape: number[], values: ArrayLike<number>): Tensor<'f32'> => Tensor.from(shape, 'f32', values);
 const copy = (t: Tensor<'f32'>): Tensor<'f32'> => f32(t.shape.slice(), t.data);

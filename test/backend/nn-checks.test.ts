@@ -5,25 +5,16 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { NativeError, ShapeError } from '../../src/errors.js';
 import { Tensor } from '../../src/tensor/tensor.js';
-import { scope } from '../../src/tensor/scope.js';
-import { activeIsa, check, native, setIsa, supportedIsas } from '../../src/backend/native/addon.js';
+import { check, native } from '../../src/backend/native/addon.js';
 import { nativeNn } from '../../src/backend/native/nn.js';
 import { refNn } from '../../src/backend/ref/nn.js';
 import type { NnOps } from '../../src/backend/backend.js';
 import { Rng } from '../helpers/random.js';
+import { eachBackend, eachIsa } from '../helpers/isa.js';
 
 /** Runs fn with the reference backend and with the native one under every supported ISA. */
 function everyBackend(fn: (ops: NnOps, name: string) => void): void {
-  scope(() => fn(refNn, 'ref'));
-  const before = activeIsa();
-  try {
-    for (const isa of supportedIsas()) {
-      setIsa(isa);
-      scope(() => fn(nativeNn, `native ${isa}`));
-    }
-  } finally {
-    setIsa(before);
-  }
+  eachBackend(refNn, nativeNn, fn);
 }
 
 const f32 = (shape: number[], values: ArrayLike<number>): Tensor<'f32'> => Tensor.from(shape, 'f32', values);
@@ -191,20 +182,15 @@ test('repeat runs are bit-identical, also across thread counts', () => {
     nativeNn.rope(q, Int32Array.from({ length: 13 }, (_, i) => i + 5), Float32Array.from({ length: 5 }, (_, j) => 0.3 ** j)).data,
   ];
   const threads = native().threads();
-  const before = activeIsa();
   try {
-    for (const isa of supportedIsas()) {
-      setIsa(isa);
-      scope(() => {
-        const first = run();
-        assert.deepEqual(run(), first, `${isa}: second run`);
-        native().setThreads(1);
-        assert.deepEqual(run(), first, `${isa}: one thread`);
-        native().setThreads(threads);
-      });
-    }
+    eachIsa((isa) => {
+      const first = run();
+      assert.deepEqual(run(), first, `${isa}: second run`);
+      native().setThreads(1);
+      assert.deepEqual(run(), first, `${isa}: one thread`);
+      native().setThreads(threads);
+    });
   } finally {
     native().setThreads(threads);
-    setIsa(before);
   }
 });

@@ -8,6 +8,7 @@ import type { FTensor, GradOps } from '../backend.js';
 import { matmulDims } from '../native/gemm.js';
 import { refGradChecks as checks } from '../nn-checks.js';
 import { refGemmInto } from './gemm.js';
+import { attentionScores } from './nn.js';
 
 const MASK64 = (1n << 64n) - 1n;
 
@@ -30,22 +31,11 @@ export function dropoutUniform(seed: number, i: number): number {
 // q, dOut (B, T, H, D), k, v (B, Smax, Hkv, D) -> dq, dk, dv accumulated in float64, one
 // query row (b, t, h) at a time: p recomputed, ds = p (dp - sum p dp).
 function attentionGrads(q: FTensor, k: FTensor, v: FTensor, s: number, scale: number, dOut: FTensor, dq: Float64Array, dk: Float64Array, dv: Float64Array): void {
-  const { b, t, h, hkv, d, smax } = checks.attention(q, k, v, s, scale, dOut);
+  const dims = checks.attention(q, k, v, s, scale, dOut);
+  const { b, t, h, d } = dims;
   const p = new Float64Array(s), dp = new Float64Array(s);
   for (let r = 0; r < b * t * h; r++) {
-    const hi = r % h, ti = Math.floor(r / h) % t, bi = Math.floor(r / (h * t));
-    const g = Math.floor(hi / (h / hkv));
-    const n = s - t + ti + 1;
-    const row = (si: number): number => ((bi * smax + si) * hkv + g) * d;
-    let m = -Infinity;
-    for (let si = 0; si < n; si++) {
-      let dot = 0;
-      for (let j = 0; j < d; j++) dot += (q.data[r * d + j] ?? 0) * (k.data[row(si) + j] ?? 0);
-      p[si] = dot * scale;
-      m = Math.max(m, dot * scale);
-    }
-    let sum = 0;
-    for (let si = 0; si < n; si++) sum += (p[si] = Math.exp((p[si] ?? 0) - m));
+    const { n, row, sum } = attentionScores(q, k, dims, s, scale, r, p);
     let delta = 0;
     for (let si = 0; si < n; si++) {
       p[si] = (p[si] ?? 0) / sum;

@@ -68,24 +68,13 @@ export function rope<D extends FloatDType>(x: Tensor<D>, positions: Int32Array, 
 
 // q (B, T, H, D), k, v (B, Smax, Hkv, D) -> (B, T, H, D)
 export function attention<D extends FloatDType>(q: Tensor<D>, k: Tensor<D>, v: Tensor<D>, s: number, scale: number): Tensor<D> {
-  const { b, t, h, hkv, d, smax } = checks.attention(q, k, v, s, scale);
+  const dims = checks.attention(q, k, v, s, scale);
+  const { b, t, h, d } = dims;
   const out = Tensor.zeros(q.shape, q.dtype);
   const p = new Float64Array(s);
   const acc = new Float64Array(d);
   for (let r = 0; r < b * t * h; r++) {
-    const hi = r % h, ti = Math.floor(r / h) % t, bi = Math.floor(r / (h * t));
-    const g = Math.floor(hi / (h / hkv));
-    const n = s - t + ti + 1; // query ti sits at position s - t + ti and sees keys 0 ..= that
-    const row = (si: number): number => ((bi * smax + si) * hkv + g) * d;
-    let m = -Infinity;
-    for (let si = 0; si < n; si++) {
-      let dot = 0;
-      for (let j = 0; j < d; j++) dot += (q.data[r * d + j] ?? 0) * (k.data[row(si) + j] ?? 0);
-      p[si] = dot * scale;
-      m = Math.max(m, dot * scale);
-    }
-    let sum = 0;
-    for (let si = 0; si < n; si++) sum += (p[si] = Math.exp((p[si] ?? 0) - m));
+    const { n, row, sum } = attentionScores(q, k, dims, s, scale, r, p);
     acc.fill(0);
     for (let si = 0; si < n; si++) {
       for (let j = 0; j < d; j++) acc[j] = (acc[j] ?? 0) + ((p[si] ?? 0) / sum) * (v.data[row(si) + j] ?? 0);
@@ -93,6 +82,34 @@ export function attention<D extends FloatDType>(q: Tensor<D>, k: Tensor<D>, v: T
     out.data.set(acc, r * d);
   }
   return out;
+}
+
+/** The attention dims, as checks.attention returns them. */
+export interface AttentionDims { b: number; t: number; h: number; hkv: number; d: number; smax: number }
+
+/**
+ * Query row r = (b, t, h) of causal GQA attention over s valid kv rows: query t sits at
+ * position s - T + t and sees keys 0 ..= that (n of them) of kv head h / (H / Hkv), whose
+ * row si starts at row(si) in k and v. Fills p[0..n) with exp(scale q.k - max) and
+ * returns sum, the softmax denominator (shared by attention and its backward).
+ */
+export function attentionScores(q: Tensor<FloatDType>, k: Tensor<FloatDType>, dims: AttentionDims, s: number, scale: number, r: number,
+  p: Float64Array): { n: number; row: (si: number) => number; sum: number } {
+  const { t, h, hkv, d, smax } = dims;
+  const hi = r % h, ti = Math.floor(r / h) % t, bi = Math.floor(r / (h * t));
+  const g = Math.floor(hi / (h / hkv));
+  const n = s - t + ti + 1;
+  const row = (si: number): number => ((bi * smax + si) * hkv + g) * d;
+  let m = -Infinity;
+  for (let si = 0; si < n; si++) {
+    let dot = 0;
+    for (let j = 0; j < d; j++) dot += (q.data[r * d + j] ?? 0) * (k.data[row(si) + j] ?? 0);
+    p[si] = dot * scale;
+    m = Math.max(m, dot * scale);
+  }
+  let sum = 0;
+  for (let si = 0; si < n; si++) sum += (p[si] = Math.exp((p[si] ?? 0) - m));
+  return { n, row, sum };
 }
 
 // gate (N, F), up (N, F) -> (N, F)
