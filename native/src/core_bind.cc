@@ -7,6 +7,7 @@
 #include <mutex>
 #include <unordered_map>
 #include "bind.h"
+#include "pool.h"
 
 namespace {
 
@@ -31,7 +32,7 @@ void note_alloc(int64_t bytes) {
 
 void free_block(Block* b) {
   if (!b->freed) {
-    std::free(b->p);
+    pool_put(b->p, b->bytes);
     g_live.fetch_sub((int64_t)b->bytes);
     b->freed = true;
   }
@@ -48,15 +49,17 @@ void finalize(Napi::Env, void*, Block* b) {
   delete b;
 }
 
-// alloc(bytes) -> ArrayBuffer (zero-filled, 64-byte aligned) | null when out of memory.
+// alloc(bytes, zero = true) -> ArrayBuffer (64-byte aligned; zero-filled unless zero is
+// false, for outputs a kernel overwrites whole) | null when out of memory.
 Napi::Value Alloc(const Napi::CallbackInfo& info) {
   int64_t bytes = int_arg(info, 0);
   if (bytes < 0) throw Napi::RangeError::New(info.Env(), "alloc: negative size");
+  bool zero = info.Length() < 2 || !info[1].IsBoolean() || info[1].As<Napi::Boolean>().Value();
   size_t rounded = ((size_t)bytes + 63) & ~(size_t)63;
   if (rounded == 0) rounded = 64;
-  void* p = std::aligned_alloc(64, rounded);
+  void* p = pool_get(rounded);
   if (!p) return info.Env().Null();
-  std::memset(p, 0, rounded);
+  if (zero) std::memset(p, 0, rounded);
   Block* b = new Block{p, rounded, false};
   {
     std::lock_guard<std::mutex> lock(g_mu);
@@ -103,8 +106,12 @@ Napi::Value NativeBytes(const Napi::CallbackInfo& info) {
   Napi::Object o = Napi::Object::New(info.Env());
   o.Set("live", (double)g_live.load());
   o.Set("peak", (double)g_peak.load());
+  o.Set("cached", (double)pool_cached());
   return o;
 }
+
+// trimPool() -> bytes: frees the blocks the caching pool holds for reuse.
+Napi::Value TrimPool(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), (double)pool_trim()); }
 
 }  // namespace
 
@@ -117,4 +124,5 @@ void register_core(Napi::Env env, Napi::Object exports) {
   exports.Set("threads", Napi::Function::New(env, Threads));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   exports.Set("nativeBytes", Napi::Function::New(env, NativeBytes));
+  exports.Set("trimPool", Napi::Function::New(env, TrimPool));
 }

@@ -255,7 +255,8 @@ export class Ops {
         const ops = new Ops(this.backend, this.#with(sub), { ...start });
         let dxAcc: FTensor | undefined;
         sub.backward(this.backend, fn(ops, x), g, (leaf, gl) => {
-          if (leaf === x) dxAcc = dxAcc === undefined ? gl : this.backend.addScaled(dxAcc, gl, 1);
+          // The tape frees gl after this call, so keep a copy (or a fresh sum).
+          if (leaf === x) dxAcc = dxAcc === undefined ? Tensor.from(gl.shape, gl.dtype, gl.data) : this.backend.addScaled(dxAcc, gl, 1);
           else sink(leaf, gl);
         });
         return dxAcc;

@@ -5,7 +5,10 @@
 import type { Backend, FTensor } from '../backend/backend.js';
 import type { Tensor } from '../tensor/tensor.js';
 
-/** Receives every gradient contribution for a watched leaf (sum them). */
+/**
+ * Receives every gradient contribution for a watched leaf (sum them). The tape may free
+ * `grad` as soon as the sink returns: copy it to keep it.
+ */
 export type LeafSink = (leaf: Tensor, grad: FTensor) => void;
 
 /**
@@ -56,26 +59,60 @@ export class Tape {
    * Backpropagates `seed` (shaped like `output`) through every recorded node. Leaf
    * gradients go to `sink` (possibly several contributions per leaf); intermediate
    * gradients are summed without ever writing into a tensor another entry may share.
+   *
+   * Memory: a gradient is freed as soon as nothing holds it (reference counts per
+   * storage, since rules may return views or the same tensor twice), and a node's
+   * forward output is freed once the node is processed: in reverse order every consumer
+   * of an output has already run its backward by then.
    */
   backward(backend: Backend, output: Tensor, seed: FTensor, sink: LeafSink): void {
-    const grads = new Map<Tensor, FTensor>([[output, seed]]);
+    const grads = new Map<Tensor, FTensor>();
+    const refs = new Map<Tensor, number>();
+    const hold = (t: Tensor): void => void refs.set(t.root, (refs.get(t.root) ?? 0) + 1);
+    const drop = (t: Tensor): void => {
+      const n = (refs.get(t.root) ?? 0) - 1;
+      if (n > 0) refs.set(t.root, n);
+      else refs.delete(t.root);
+    };
+    const freeIfUnheld = (t: Tensor): void => {
+      if (!refs.has(t.root) && !this.#leaves.has(t.root)) t.root.release();
+    };
+    grads.set(output, seed);
+    hold(seed);
     for (let i = this.#nodes.length - 1; i >= 0; i--) {
       const node = this.#nodes[i];
       if (node === undefined) continue;
       const g = grads.get(node.output);
-      if (g === undefined) continue;
-      grads.delete(node.output);
-      const inputGrads = node.backward(g, sink);
-      node.inputs.forEach((input, j) => {
-        const gi = inputGrads[j];
-        if (input === undefined || gi === undefined || !this.#tracked.has(input)) return;
-        if (this.#leaves.has(input)) {
-          sink(input, gi);
-          return;
-        }
-        const prev = grads.get(input);
-        grads.set(input, prev === undefined ? gi : backend.addScaled(prev, gi, 1));
-      });
+      if (g !== undefined) {
+        grads.delete(node.output);
+        const inputGrads = node.backward(g, sink);
+        const returned: FTensor[] = [];
+        node.inputs.forEach((input, j) => {
+          const gi = inputGrads[j];
+          if (input === undefined || gi === undefined || !this.#tracked.has(input)) return;
+          returned.push(gi);
+          if (this.#leaves.has(input)) {
+            sink(input, gi);
+            return;
+          }
+          const prev = grads.get(input);
+          if (prev === undefined) {
+            grads.set(input, gi);
+            hold(gi);
+          } else {
+            const sum = backend.addScaled(prev, gi, 1);
+            grads.set(input, sum);
+            hold(sum);
+            drop(prev);
+            freeIfUnheld(prev);
+          }
+        });
+        drop(g);
+        freeIfUnheld(g);
+        for (const gi of returned) freeIfUnheld(gi);
+      }
+      // A view's storage belongs to an earlier node's output, which may still be needed.
+      if (node.output.root === node.output) freeIfUnheld(node.output);
     }
     this.#nodes.length = 0;
   }

@@ -28,21 +28,38 @@ export class Tensor<D extends DType = DType> {
   readonly size: number;
   #data: ArrayOf[D] | undefined;
   #buffer: ArrayBuffer | undefined;
+  /** For views (reshape, view): the tensor that owns the storage. */
+  readonly #owner: Tensor | undefined;
 
-  private constructor(shape: Shape, dtype: D, category: MemoryCategory, data: ArrayOf[D], buffer: ArrayBuffer | undefined) {
+  private constructor(shape: Shape, dtype: D, category: MemoryCategory, data: ArrayOf[D], buffer: ArrayBuffer | undefined, owner?: Tensor) {
     this.shape = shape;
     this.dtype = dtype;
     this.#category = category;
     this.size = data.length;
     this.#data = data;
     this.#buffer = buffer;
+    this.#owner = owner;
+  }
+
+  /** The tensor owning this one's storage: itself, or the owner of the tensor it views. */
+  get root(): Tensor {
+    return this.#owner?.root ?? this;
   }
 
   /** A zero-filled tensor in native memory. Activations join the current scope. */
   static zeros<D extends DType>(shape: Shape, dtype: D, category: MemoryCategory = 'activations'): Tensor<D> {
+    return Tensor.#alloc(shape, dtype, category, true);
+  }
+
+  /** Like zeros() without clearing the memory: for outputs a kernel overwrites whole. */
+  static empty<D extends DType>(shape: Shape, dtype: D, category: MemoryCategory = 'activations'): Tensor<D> {
+    return Tensor.#alloc(shape, dtype, category, false);
+  }
+
+  static #alloc<D extends DType>(shape: Shape, dtype: D, category: MemoryCategory, zero: boolean): Tensor<D> {
     const n = numel(shape);
     const bytes = n * BYTES_PER_ELEMENT[dtype];
-    const buffer = native().alloc(bytes);
+    const buffer = native().alloc(bytes, zero);
     if (buffer === null) {
       throw new ShapeError(`out of memory allocating ${bytes} bytes for a ${dtype} tensor [${shape.join(', ')}]`,
         'use a smaller batch or sequence length, bf16 or 4-bit weights, or a machine with more memory');
@@ -55,8 +72,11 @@ export class Tensor<D extends DType = DType> {
 
   /** A tensor holding a copy of `values`. */
   static from<D extends DType>(shape: Shape, dtype: D, values: ArrayLike<number>, category: MemoryCategory = 'activations'): Tensor<D> {
-    const t = Tensor.zeros(shape, dtype, category);
-    if (values.length !== t.size) throw new ShapeError(`${values.length} values do not fill shape [${shape.join(', ')}] (${t.size} elements)`);
+    const t = Tensor.empty(shape, dtype, category);
+    if (values.length !== t.size) {
+      t.release();
+      throw new ShapeError(`${values.length} values do not fill shape [${shape.join(', ')}] (${t.size} elements)`);
+    }
     t.data.set(values);
     return t;
   }
@@ -95,7 +115,7 @@ export class Tensor<D extends DType = DType> {
   /** A tensor of the same storage seen with another shape (same element count). */
   reshape(shape: Shape): Tensor<D> {
     if (numel(shape) !== this.size) throw new ShapeError(`cannot reshape [${this.shape.join(', ')}] to [${shape.join(', ')}]`);
-    return new Tensor(shape.slice(), this.dtype, this.#category, this.data, undefined);
+    return new Tensor(shape.slice(), this.dtype, this.#category, this.data, undefined, this);
   }
 
   /**
@@ -118,7 +138,7 @@ export class Tensor<D extends DType = DType> {
   static view<D extends DType>(flat: Tensor<D>, offset: number, shape: Shape): Tensor<D> {
     const n = numel(shape);
     if (offset < 0 || offset + n > flat.size) throw new ShapeError(`view of ${n} elements at ${offset} overflows a buffer of ${flat.size}`);
-    return new Tensor(shape.slice(), flat.dtype, flat.category, flat.data.subarray(offset, offset + n) as ArrayOf[D], undefined);
+    return new Tensor(shape.slice(), flat.dtype, flat.category, flat.data.subarray(offset, offset + n) as ArrayOf[D], undefined, flat);
   }
 
   /** Frees the storage now. Views made by reshape() share it and must not outlive it. */

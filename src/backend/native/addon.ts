@@ -13,8 +13,10 @@ export type Isa = 'scalar' | 'avx2' | 'avx512';
 export const ISAS: readonly Isa[] = ['scalar', 'avx2', 'avx512'];
 
 export interface CoreAddon {
-  /** Zero-filled, 64-byte aligned native memory; null when the allocation fails. */
-  alloc(bytes: number): ArrayBuffer | null;
+  /** 64-byte aligned native memory, zero-filled unless zero is false; null when the allocation fails. */
+  alloc(bytes: number, zero?: boolean): ArrayBuffer | null;
+  /** Frees the blocks the caching pool keeps for reuse; returns the bytes freed. */
+  trimPool(): number;
   /** Frees the memory now and detaches the buffer. */
   release(buffer: ArrayBuffer): void;
   cpuFeatures(): { avx2: boolean; avx512: boolean; avx512bf16: boolean };
@@ -22,7 +24,7 @@ export interface CoreAddon {
   setIsa(isa: number): number;
   threads(): number;
   setThreads(n: number): void;
-  nativeBytes(): { live: number; peak: number };
+  nativeBytes(): { live: number; peak: number; cached: number };
 }
 
 export type NativeAddon = CoreAddon & GemmAddon & OpsAddon & GradAddon;

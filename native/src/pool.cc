@@ -1,0 +1,100 @@
+// Caching pool for large blocks (see pool.h). Blocks of POOL_MIN bytes or more come from
+// mmap-backed malloc (the mmap threshold is fixed so glibc never moves them into its
+// heap) and, once returned, wait in a per-size free list. The cache is capped at the
+// largest number of bytes ever live at once, so resident memory stays within about
+// twice the peak working set and, in steady-state training, near the peak itself.
+#include "pool.h"
+#include <malloc.h>
+#include <cstdlib>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+namespace {
+
+constexpr size_t POOL_MIN = 256 * 1024;
+
+struct Pool {
+  std::mutex mu;
+  std::unordered_map<size_t, std::vector<void*>> free;
+  size_t cached = 0;
+  size_t live = 0;
+  size_t peak_live = 0;
+  Pool() { mallopt(M_MMAP_THRESHOLD, (int)POOL_MIN); }
+};
+
+Pool& pool() {
+  static Pool p;
+  return p;
+}
+
+}  // namespace
+
+void* pool_get(size_t bytes) {
+  if (bytes < POOL_MIN) return std::aligned_alloc(64, bytes);
+  Pool& p = pool();
+  {
+    std::lock_guard<std::mutex> lock(p.mu);
+    p.live += bytes;
+    if (p.live > p.peak_live) p.peak_live = p.live;
+    auto it = p.free.find(bytes);
+    if (it != p.free.end() && !it->second.empty()) {
+      void* b = it->second.back();
+      it->second.pop_back();
+      p.cached -= bytes;
+      return b;
+    }
+  }
+  void* b = std::aligned_alloc(64, bytes);
+  if (b == nullptr) {
+    // Out of memory: give the cache back to the system and try once more.
+    pool_trim();
+    b = std::aligned_alloc(64, bytes);
+    if (b == nullptr) {
+      std::lock_guard<std::mutex> lock(p.mu);
+      p.live -= bytes;
+    }
+  }
+  return b;
+}
+
+void pool_put(void* b, size_t bytes) {
+  if (bytes < POOL_MIN) {
+    std::free(b);
+    return;
+  }
+  Pool& p = pool();
+  {
+    std::lock_guard<std::mutex> lock(p.mu);
+    p.live -= bytes;
+    if (p.cached + bytes <= p.peak_live) {
+      p.free[bytes].push_back(b);
+      p.cached += bytes;
+      return;
+    }
+  }
+  std::free(b);
+}
+
+size_t pool_trim() {
+  Pool& p = pool();
+  std::vector<void*> blocks;
+  size_t freed = 0;
+  {
+    std::lock_guard<std::mutex> lock(p.mu);
+    for (auto& [size, list] : p.free) {
+      blocks.insert(blocks.end(), list.begin(), list.end());
+      freed += size * list.size();
+    }
+    p.free.clear();
+    p.cached = 0;
+  }
+  for (void* b : blocks) std::free(b);
+  return freed;
+}
+
+size_t pool_cached() {
+  Pool& p = pool();
+  std::lock_guard<std::mutex> lock(p.mu);
+  return p.cached;
+}

@@ -1,0 +1,15 @@
+// A caching pool for large native blocks (PyTorch's caching allocator, simplified):
+// training allocates the same activation sizes every step, so freed blocks are kept by
+// exact size and handed out again, instead of going back to malloc, which fragments its
+// heap and keeps resident memory far above what is live. Small blocks use malloc.
+#pragma once
+#include <cstddef>
+
+// A 64-byte aligned block of `bytes` (a multiple of 64), or nullptr.
+void* pool_get(size_t bytes);
+// Returns a block from pool_get; it is cached for reuse or freed past the cache limit.
+void pool_put(void* p, size_t bytes);
+// Frees every cached block; returns the bytes freed.
+size_t pool_trim();
+// Bytes cached now (not live, still resident).
+size_t pool_cached();
