@@ -7,6 +7,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   register_gemm(env, exports);
   register_ops(env, exports);
   register_grad(env, exports);
+  register_quant(env, exports);
   return exports;
 }
 

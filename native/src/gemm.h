@@ -77,7 +77,12 @@ inline float ft_f16_to_f32(uint16_t h) {
 // c = ap*bp when beta0, c += ap*bp otherwise. kc counts k steps (even when kpair = 2).
 typedef void (*gemm_micro_fn)(int64_t kc, const void* ap, const void* bp, float* c, int64_t ldc, bool beta0);
 
-enum gemm_src : int32_t { GEMM_SRC_F32 = 0, GEMM_SRC_BF16 = 1 };
+enum gemm_src : int32_t { GEMM_SRC_F32 = 0, GEMM_SRC_BF16 = 1, GEMM_SRC_Q4 = 2 };
+
+// A 4-bit weight (quant.h) and its decoder: elements [i0, i0+len) of the flattened
+// weight -> out (len f32 values, or bf16 bit patterns for kind Q4_OUT_BF16).
+struct q4_weight;
+typedef void (*q4_decode_fn)(const q4_weight& w, int64_t i0, int64_t len, int32_t kind, void* out);
 
 struct gemm_kernel {
   gemm_micro_fn micro;
@@ -96,6 +101,12 @@ extern const gemm_kernel gemm_kernel_bf16_avx512;  // vdpbf16ps; needs ft_cpu_ha
 // cannot be allocated.
 ft_status gemm_blocked(const gemm_kernel& k, gemm_src src, const void* a, const void* b, const float* bias, float* c,
                        int64_t M, int64_t N, int64_t K, bool transA, bool transB, bool accumulate);
+
+// The blocked product with a 4-bit B: forward c (M,N) = a (M,K) W(N,K)^T [+ bias], or
+// with backward c (M,K) = a (M,N) W(N,K). a is f32 or bf16 (asrc); the B packer decodes
+// W with `dec` into `kind` values (Q4_OUT_BF16 when k.kpair = 2). Dims already checked.
+ft_status gemm_blocked_q4(const gemm_kernel& k, gemm_src asrc, const void* a, const q4_weight& w, q4_decode_fn dec,
+                          int32_t kind, bool backward, const float* bias, float* c, int64_t M);
 
 // ---- the small-M path (gemv_driver.cc): y (M,N) [+]= x (M,K) W(N,K)^T [+ bias], no packing.
 //
@@ -121,3 +132,8 @@ extern const gemv_kernel gemv_kernel_bf16_avx512;                      // vdpbf1
 // x (M,K), w (N,K), bias (N)|null -> y (M,N). Dims are already checked.
 ft_status gemv_rows(const gemv_kernel& g, const void* x, const void* w, const float* bias, float* y, int64_t M,
                     int64_t N, int64_t K, bool accumulate);
+// The same with a 4-bit W (N,K): each group of GEMV_ROWS rows is decoded once (`kind`
+// values matching the tile: f32, or bf16 patterns for a bf16 tile) into a per-thread
+// buffer, then dotted with every row of x (M,K). bias (N)|null -> y (M,N) (overwritten).
+ft_status gemv_rows_q4(const gemv_kernel& g, const void* x, const q4_weight& w, q4_decode_fn dec, int32_t kind,
+                       const float* bias, float* y, int64_t M);

@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 #include "gemm.h"
+#include "quant.h"
 
 namespace {
 
@@ -21,12 +22,49 @@ int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 // the R source rows are read 64 bytes at a time.
 constexpr int64_t KB = 16;
 
-// The source of a packed panel: element (r, k) of op(X) sits at base[r*rs + k*ks].
+// The source of a packed panel: element (r, k) of op(X) sits at base[r*rs + k*ks]; for a
+// 4-bit source it is element r*rs + k*ks of the flattened weight q4, decoded by dec.
 struct Src {
   gemm_src type;
   const void* base;
   int64_t rs, ks;
+  const q4_weight* q4;
+  q4_decode_fn dec;
+  int32_t kind;
 };
+
+// The deepest KC of any micro-kernel table (gemm_avx512.cc bf16): bounds the decode buffers.
+constexpr int64_t KC_MAX = 1024;
+
+// Packs a 4-bit source like pack_f32 (f32 values, bf16-rounded for kind Q4_OUT_F32_BF16):
+// decoding runs along the weight's rows, then stores them k-major. dst (kc, R)
+void pack_q4_f32(const Src& s, int64_t r0, int64_t nr, int64_t R, int64_t k0, int64_t kc, float* dst) {
+  if (s.ks == 1) {  // forward: panel row r is weight row r0+r, contiguous in k
+    alignas(64) float run[KC_MAX];
+    for (int64_t r = 0; r < nr; r++) {
+      s.dec(*s.q4, (r0 + r) * s.rs + k0, kc, s.kind, run);
+      for (int64_t k = 0; k < kc; k++) dst[k * R + r] = run[k];
+    }
+  } else {  // backward: k step k is weight row k0+k, its columns r0.. contiguous
+    for (int64_t k = 0; k < kc; k++) s.dec(*s.q4, (k0 + k) * s.ks + r0, nr, s.kind, dst + k * R);
+  }
+}
+
+// The same as bf16 k pairs (kind Q4_OUT_BF16). dst (kcp/2, R, 2), zero-padded by the caller.
+void pack_q4_pairs(const Src& s, int64_t r0, int64_t nr, int64_t R, int64_t k0, int64_t kc, uint16_t* dst) {
+  alignas(64) uint16_t run[KC_MAX];
+  if (s.ks == 1) {
+    for (int64_t r = 0; r < nr; r++) {
+      s.dec(*s.q4, (r0 + r) * s.rs + k0, kc, s.kind, run);
+      for (int64_t k = 0; k < kc; k++) dst[((k >> 1) * R + r) * 2 + (k & 1)] = run[k];
+    }
+  } else {
+    for (int64_t k = 0; k < kc; k++) {
+      s.dec(*s.q4, (k0 + k) * s.ks + r0, nr, s.kind, run);
+      for (int64_t r = 0; r < nr; r++) dst[((k >> 1) * R + r) * 2 + (k & 1)] = run[r];
+    }
+  }
+}
 
 // Packs rows [r0, r0+nr) x k [k0, k0+kc) of src into an R-row f32 panel (k-major),
 // zero-padding rows nr..R-1. dst (kc, R)
@@ -34,7 +72,9 @@ void pack_f32(const Src& s, int64_t r0, int64_t nr, int64_t R, int64_t k0, int64
   if (nr < R) {
     for (int64_t k = 0; k < kc; k++) std::memset(dst + k * R + nr, 0, (size_t)(R - nr) * 4);
   }
-  if (s.type == GEMM_SRC_F32) {
+  if (s.type == GEMM_SRC_Q4) {
+    pack_q4_f32(s, r0, nr, R, k0, kc, dst);
+  } else if (s.type == GEMM_SRC_F32) {
     const float* p = (const float*)s.base + r0 * s.rs + k0 * s.ks;
     if (s.ks == 1) {  // transposing: k blocks keep the strided stores inside L1
       for (int64_t kb = 0; kb < kc; kb += KB) {
@@ -67,6 +107,10 @@ void pack_f32(const Src& s, int64_t r0, int64_t nr, int64_t R, int64_t k0, int64
 void pack_bf16_pairs(const Src& s, int64_t r0, int64_t nr, int64_t R, int64_t k0, int64_t kc, uint16_t* dst) {
   int64_t kcp = round_up(kc, 2);
   if (nr < R || kcp != kc) std::memset(dst, 0, (size_t)(kcp * R) * 2);
+  if (s.type == GEMM_SRC_Q4) {
+    pack_q4_pairs(s, r0, nr, R, k0, kc, dst);
+    return;
+  }
   const uint16_t* p = (const uint16_t*)s.base + r0 * s.rs + k0 * s.ks;
   if (s.ks == 1) {
     for (int64_t kb = 0; kb < kc; kb += KB) {
@@ -110,10 +154,9 @@ Share share_of(bool split_m, int64_t tiles, int64_t panels, int t, int T) {
   return Share{0, tiles, panels * t / T, panels * (t + 1) / T};
 }
 
-}  // namespace
-
-ft_status gemm_blocked(const gemm_kernel& g, gemm_src src, const void* a, const void* b, const float* bias, float* c,
-                       int64_t M, int64_t N, int64_t K, bool transA, bool transB, bool accumulate) {
+// The blocked product c (M,N) [+]= op(A) op(B) [+ bias] over packed panels of sa and sb.
+ft_status run_blocked(const gemm_kernel& g, const Src& sa, const Src& sb, const float* bias, float* c, int64_t M,
+                      int64_t N, int64_t K, bool accumulate) {
   if (M == 0 || N == 0) return FT_OK;
   if (K == 0) {  // c = bias or 0, c += bias or nothing
     if (bias) add_bias(bias, c, M, N, accumulate);
@@ -142,8 +185,6 @@ ft_status gemm_blocked(const gemm_kernel& g, gemm_src src, const void* a, const 
     add_bias(bias, c, M, N, accumulate);
     accumulate = true;
   }
-  const Src sa = transA ? Src{src, a, 1, M} : Src{src, a, K, 1};
-  const Src sb = transB ? Src{src, b, K, 1} : Src{src, b, 1, N};
 
 #pragma omp parallel num_threads(T)
   {
@@ -192,4 +233,22 @@ ft_status gemm_blocked(const gemm_kernel& g, gemm_src src, const void* a, const 
   std::free(bpack);
   std::free(apack);
   return FT_OK;
+}
+
+}  // namespace
+
+ft_status gemm_blocked(const gemm_kernel& g, gemm_src src, const void* a, const void* b, const float* bias, float* c,
+                       int64_t M, int64_t N, int64_t K, bool transA, bool transB, bool accumulate) {
+  const Src sa = transA ? Src{src, a, 1, M, nullptr, nullptr, 0} : Src{src, a, K, 1, nullptr, nullptr, 0};
+  const Src sb = transB ? Src{src, b, K, 1, nullptr, nullptr, 0} : Src{src, b, 1, N, nullptr, nullptr, 0};
+  return run_blocked(g, sa, sb, bias, c, M, N, K, accumulate);
+}
+
+ft_status gemm_blocked_q4(const gemm_kernel& g, gemm_src asrc, const void* a, const q4_weight& w, q4_decode_fn dec,
+                          int32_t kind, bool backward, const float* bias, float* c, int64_t M) {
+  // forward: op(B) (K,N) = W^T, element (n, k) at n*K + k; backward: op(B) = W (N_w rows of K_w).
+  const int64_t N = backward ? w.K : w.N, K = backward ? w.N : w.K;
+  const Src sa{asrc, a, K, 1, nullptr, nullptr, 0};
+  const Src sb = backward ? Src{GEMM_SRC_Q4, nullptr, 1, w.K, &w, dec, kind} : Src{GEMM_SRC_Q4, nullptr, w.K, 1, &w, dec, kind};
+  return run_blocked(g, sa, sb, bias, c, M, N, K, false);
 }

@@ -8,7 +8,9 @@
 // split K, so each y element is one tile's dot product, whatever the thread count.
 // Compiled without ISA flags: the arithmetic is in the tile kernels (gemv_*.cc).
 #include <omp.h>
+#include <cstdlib>
 #include "gemm.h"
+#include "quant.h"
 
 namespace {
 
@@ -45,5 +47,38 @@ ft_status gemv_rows(const gemv_kernel& g, const void* x, const void* w, const fl
       }
     }
   }
+  return FT_OK;
+}
+
+ft_status gemv_rows_q4(const gemv_kernel& g, const void* x, const q4_weight& w, q4_decode_fn dec, int32_t kind,
+                       const float* bias, float* y, int64_t M) {
+  const int64_t N = w.N, K = w.K;
+  if (M == 0 || N == 0) return FT_OK;
+  const int64_t groups = (N + GEMV_ROWS - 1) / GEMV_ROWS, es = g.elem_bytes;
+  const int T = M * N * K >= PARALLEL_MIN_WORK ? omp_get_max_threads() : 1;
+  // One decoded group of rows per thread (GEMV_ROWS x K values, L2-resident for K <= 16k).
+  const size_t stride = (size_t)((GEMV_ROWS * K * es + 63) / 64 * 64 + 64);
+  char* bufs = (char*)std::aligned_alloc(64, stride * T);
+  if (!bufs) return FT_ERR_ALLOC;
+  const char* xb = (const char*)x;
+#pragma omp parallel num_threads(T)
+  {
+    char* buf = bufs + stride * omp_get_thread_num();
+#pragma omp for schedule(static)
+    for (int64_t grp = 0; grp < groups; grp++) {
+      const int64_t j0 = grp * GEMV_ROWS, nr = N - j0 < GEMV_ROWS ? N - j0 : GEMV_ROWS;
+      dec(w, j0 * K, nr * K, kind, buf);
+      float out[GEMV_MAX_MB * GEMV_ROWS];
+      for (int64_t m0 = 0; m0 < M; m0 += g.mb) {
+        const int64_t mb = M - m0 < g.mb ? M - m0 : g.mb;
+        g.tile(K, xb + m0 * K * es, (int)mb, buf, (int)nr, out);
+        for (int64_t m = 0; m < mb; m++) {
+          float* row = y + (m0 + m) * N;
+          for (int64_t r = 0; r < nr; r++) row[j0 + r] = finish(0.0f, out[m * GEMV_ROWS + r], bias, j0 + r, false);
+        }
+      }
+    }
+  }
+  std::free(bufs);
   return FT_OK;
 }

@@ -8,6 +8,7 @@ import { ConfigError, NativeError } from '../../errors.js';
 import type { GemmAddon } from './addon-gemm.js';
 import type { OpsAddon } from './addon-ops.js';
 import type { GradAddon } from './addon-grad.js';
+import type { QuantAddon } from './addon-quant.js';
 
 export type Isa = 'scalar' | 'avx2' | 'avx512';
 export const ISAS: readonly Isa[] = ['scalar', 'avx2', 'avx512'];
@@ -27,7 +28,7 @@ export interface CoreAddon {
   nativeBytes(): { live: number; peak: number; cached: number };
 }
 
-export type NativeAddon = CoreAddon & GemmAddon & OpsAddon & GradAddon;
+export type NativeAddon = CoreAddon & GemmAddon & OpsAddon & GradAddon & QuantAddon;
 
 /** Status codes of native/src/ftune.h. */
 const STATUS: Record<number, string> = {

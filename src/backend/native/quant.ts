@@ -1,0 +1,95 @@
+// Native 4-bit QuantOps: shape checks and output allocation here, arithmetic in
+// native/src/quant_*.cc. Quantization is bit-exact with the TypeScript reference
+// (src/quant/blockwise.ts); the 4-bit linear layer decodes W inside the product (GEMV
+// rows for few tokens, the blocked driver's B packer otherwise), never whole.
+import { ShapeError } from '../../errors.js';
+import { Tensor } from '../../tensor/tensor.js';
+import type { FTensor, QuantOps } from '../backend.js';
+import { buildWeight, checkQuantize, checkWeight, dtypeName } from '../../quant/weight.js';
+import { NESTED_BLOCKSIZE } from '../../quant/blockwise.js';
+import { dynamicMap } from '../../quant/tables.js';
+import type { Quant4Weight } from '../../quant/types.js';
+import type { Q4WeightArgs } from './addon-quant.js';
+import { check, native } from './addon.js';
+import { checkCompute } from '../ref/quant.js';
+
+/** q's arrays as the kernels take them (sizes are checked again natively). */
+function weightArgs(op: string, q: Quant4Weight): Q4WeightArgs {
+  const [N, K] = checkWeight(op, q);
+  const n = q.nested;
+  return {
+    codes: q.codes.data, map: q.quantMap, absmax: n === undefined ? (q.absmax?.data ?? null) : null,
+    nestedCodes: n?.codes.data ?? null, nestedAbsmax: n?.absmax.data ?? null, nestedMap: n?.quantMap ?? null,
+    offset: n?.offset ?? 0, N, K, blocksize: q.blocksize, nestedBlocksize: n?.blocksize ?? 0,
+  };
+}
+
+/** x (..., K) -> x as the kernel takes it: f32, or a bf16 workspace copy for bf16 compute. */
+function operand(op: string, x: FTensor, width: number, computeDtype: 'f32' | 'bf16'): { data: Float32Array | Uint16Array; rows: number; release(): void } {
+  checkCompute(op, computeDtype);
+  const d = x.data;
+  if (!(d instanceof Float32Array) || x.shape[x.shape.length - 1] !== width) {
+    throw new ShapeError(`${op}: input ${x.dtype} [${x.shape.join(', ')}] must be f32 with last dim ${width}`);
+  }
+  const rows = width === 0 ? x.shape.slice(0, -1).reduce((p, v) => p * v, 1) : x.size / width;
+  if (computeDtype === 'f32') return { data: d, rows, release: () => undefined };
+  const xb = Tensor.zeros(x.shape, 'bf16', 'workspace');
+  check(native().castF32ToBf16(d, xb.data, x.size), 'cast_f32_bf16');
+  return { data: xb.data, rows, release: () => xb.release() };
+}
+
+/** Centered absmax -> 8-bit dynamic-map codes and per-256 scales, natively. */
+function quantize8(centered: Float32Array): { codes: Uint8Array; absmax: Float32Array } {
+  const codes = new Uint8Array(centered.length), absmax = new Float32Array(Math.ceil(centered.length / NESTED_BLOCKSIZE));
+  check(native().q8QuantizeF32(centered, dynamicMap(), codes, absmax, centered.length, NESTED_BLOCKSIZE), 'q8_quantize_f32');
+  return { codes, absmax };
+}
+
+export const nativeQuant: QuantOps = {
+  quantize4bit(w, opts) {
+    const [N, K] = checkQuantize(w, opts);
+    const n = N * K, type = opts.quantType === 'nf4' ? 0 : 1;
+    const codes = new Uint8Array(Math.ceil(n / 2)), absmax = new Float32Array(Math.ceil(n / opts.blocksize));
+    const d = w.data;
+    if (d instanceof Float32Array) check(native().q4QuantizeF32(d, codes, absmax, n, opts.blocksize, type), 'q4_quantize_f32');
+    else if (d instanceof Uint16Array) check(native().q4QuantizeBf16(d, codes, absmax, n, opts.blocksize, type), 'q4_quantize_bf16');
+    return buildWeight([N, K], opts, dtypeName(w), codes, absmax, quantize8);
+  },
+
+  dequantize4bit(q) {
+    const args = weightArgs('dequantize4bit', q);
+    const out = Tensor.zeros([args.N, args.K], 'f32');
+    check(native().q4Dequantize(args, out.data), 'q4_dequantize');
+    return out;
+  },
+
+  // x (..., K) -> (..., N)
+  linear4bit(x, q, bias, computeDtype) {
+    const args = weightArgs('linear4bit', q);
+    if (bias !== undefined && (!(bias.data instanceof Float32Array) || bias.size !== args.N)) {
+      throw new ShapeError(`linear4bit: bias ${bias.dtype} [${bias.shape.join(', ')}] must be f32 [${args.N}]`);
+    }
+    const xs = operand('linear4bit', x, args.K, computeDtype);
+    try {
+      const y = Tensor.zeros([...x.shape.slice(0, -1), args.N], 'f32');
+      const b = bias?.data instanceof Float32Array ? bias.data : null;
+      check(native().q4Linear(args, xs.data, b, y.data, xs.rows), 'q4_linear');
+      return y;
+    } finally {
+      xs.release();
+    }
+  },
+
+  // dy (..., N) -> dx (..., K)
+  linear4bitBackwardInput(dy, q, computeDtype) {
+    const args = weightArgs('linear4bitBackwardInput', q);
+    const ds = operand('linear4bitBackwardInput', dy, args.N, computeDtype);
+    try {
+      const dx = Tensor.zeros([...dy.shape.slice(0, -1), args.K], 'f32');
+      check(native().q4LinearBackward(args, ds.data, dx.data, ds.rows), 'q4_linear_bwd');
+      return dx;
+    } finally {
+      ds.release();
+    }
+  },
+};
