@@ -126,7 +126,8 @@ test('ftune merge on a 4-bit base: dequantizes by default, --requantize keeps 4 
   const root = mkdtempSync(join(tmpdir(), 'ftune-qmerge-'));
   t.after(() => rmSync(root, { recursive: true, force: true }));
   const q4 = join(root, 'q4');
-  assert.equal(spawnSync(process.execPath, [CLI, 'quantize', '--model', dir, '--output', q4]).status, 0);
+  // f32 compute, so the unmerged 4-bit model and the dequantized merge differ only by the merge's rounding.
+  assert.equal(spawnSync(process.execPath, [CLI, 'quantize', '--model', dir, '--output', q4, '--compute-dtype', 'float32']).status, 0);
   const peft = getPeftModel(AutoModelForCausalLM.fromPretrained(q4), { r: 4, targetModules: ['q_proj', 'v_proj'], initLoraWeights: 'gaussian' }, 'default', { seed: 1 });
   for (const [, l] of peft.loraLayers()) l.lora_B['default']?.weight.data.fill(0.01);
   const adapter = join(root, 'adapter');
@@ -140,7 +141,7 @@ test('ftune merge on a 4-bit base: dequantizes by default, --requantize keeps 4 
   assert.equal(layers4bit(merged).length, 0);
   let worst = 0;
   lastLogits(merged).forEach((v, i) => (worst = Math.max(worst, Math.abs(v - (expected[i] ?? NaN)))));
-  assert.ok(worst < 0.05, `dequantized merge equals the unmerged QLoRA model (max logit difference ${worst})`);
+  assert.ok(worst < 1e-3, `dequantized merge equals the unmerged QLoRA model (max logit difference ${worst})`);
   const requant = join(root, 'requant');
   const rq = spawnSync(process.execPath, [CLI, 'merge', '--model', q4, '--adapter', adapter, '--output', requant, '--requantize'], { encoding: 'utf8' });
   assert.equal(rq.status, 0, rq.stderr);
