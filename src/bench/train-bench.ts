@@ -6,6 +6,7 @@ import { Tape } from '../autograd/tape.js';
 import { nativeBackend } from '../backend/index.js';
 import type { FTensor } from '../backend/backend.js';
 import { LlamaForCausalLM, type QuantSource, type WeightSource } from '../models/llama/model.js';
+import { Linear4bit } from '../nn/linear4bit.js';
 import { getPeftModel } from '../peft/index.js';
 import type { BitsAndBytesConfig } from '../quant/config.js';
 import { persistQuant4 } from '../quant/types.js';
@@ -106,6 +107,9 @@ export function runTrainBench(o: TrainBenchOptions): Record<string, unknown> {
     }
   }
   const med = median(total) / 1000;
+  const quantLayers = base.namedModules().flatMap(([, m]) => (m instanceof Linear4bit ? [m] : []));
+  const quantBytes = quantLayers.reduce((n, l) => n + l.weightBytes, 0);
+  const quantF32Bytes = quantLayers.reduce((n, l) => n + 4 * l.weightCount, 0);
   const loraParams = o.method === 'full' ? 0 : params.count;
   const fpt = flopsPerToken(o.preset, o.method, loraParams);
   const tps = (o.batch * t) / med;
@@ -120,6 +124,7 @@ export function runTrainBench(o: TrainBenchOptions): Record<string, unknown> {
     fwd_ms: Math.round(median(fwd)), bwd_ms: Math.round(median(bwd)), opt_ms: Math.round(median(opt) * 10) / 10, step_ms: Math.round(med * 1000),
     peak_rss_mib: Math.round(process.resourceUsage().maxRSS / 1024), start_rss_mib: Math.round(rss0 / 2 ** 20),
     accounted_peak_mib: peak, accounted_total_peak_mib: mib(mem.totalPeak),
+    ...(quantLayers.length > 0 ? { quant_weight_mib: mib(quantBytes), quant_weight_ratio_to_f32: Math.round((quantBytes / quantF32Bytes) * 1e4) / 1e4 } : {}),
     trainable_params: params.count, flops_per_token: fpt, achieved_gflops: Math.round((fpt * tps) / 1e9 * 10) / 10,
     first_loss: losses[0], last_loss: losses.at(-1),
   };
