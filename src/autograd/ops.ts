@@ -205,7 +205,8 @@ export class Ops {
     for (const l of labels) if (l !== -100) count++;
     const needH = this.#tracks(h);
     const needW = this.#tracks(w);
-    const dh = needH ? Tensor.zeros([n, c], h.dtype) : undefined;
+    // Every row of dh is written by the chunk loop below (which runs only when count > 0).
+    const dh = needH ? (count > 0 ? Tensor.empty([n, c], h.dtype) : Tensor.zeros([n, c], h.dtype)) : undefined;
     const dw = needW ? Tensor.zeros(w.shape, h.dtype) : undefined;
     const bf16 = w.dtype === 'bf16';
     let sum = 0;
@@ -213,7 +214,7 @@ export class Ops {
     for (let r0 = 0; r0 < n && count > 0; r0 += chunkRows) {
       const r1 = Math.min(n, r0 + chunkRows);
       sum += scope(() => {
-        const hc = Tensor.zeros([r1 - r0, c], h.dtype);
+        const hc = Tensor.empty([r1 - r0, c], h.dtype);
         hc.data.set(h.data.subarray(r0 * c, r1 * c));
         const logits = this.backend.linear(hc as Tensor<'f32'>, w);
         const predicted = this.backend.argmax(logits);

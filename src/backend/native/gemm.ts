@@ -63,14 +63,14 @@ export function gemmInto(c: Tensor<'f32'>, a: Tensor, b: Tensor, spec: GemmSpec)
 
 /** x f32 (any shape) -> bf16 workspace tensor of the same shape (caller releases it). */
 function toBf16Workspace(x: Tensor<'f32'>): Tensor<'bf16'> {
-  const y = Tensor.zeros(x.shape, 'bf16', 'workspace');
+  const y = Tensor.empty(x.shape, 'bf16', 'workspace');
   check(native().castF32ToBf16(x.data, y.data, x.size), 'cast_f32_bf16');
   return y;
 }
 
 /** x bf16|f16 (any shape) -> f32 workspace tensor of the same shape, exact (caller releases it). */
 function toF32Workspace(x: Tensor): Tensor<'f32'> {
-  const y = Tensor.zeros(x.shape, 'f32', 'workspace');
+  const y = Tensor.empty(x.shape, 'f32', 'workspace');
   const xd = x.data;
   if (!(xd instanceof Uint16Array)) throw new ShapeError(`cast: cannot widen ${x.dtype} ${fmt(x.shape)} to f32 this way`);
   const status = x.dtype === 'f16' ? native().castF16ToF32(xd, y.data, x.size) : native().castBf16ToF32(xd, y.data, x.size);
@@ -120,14 +120,14 @@ export function castTarget(x: Tensor, dtype: string): void {
 export const nativeGemm: GemmOps = {
   matmul(a, b, opts = {}) {
     const spec = matmulDims(a, b, opts.transA ?? false, opts.transB ?? false);
-    const c = Tensor.zeros([spec.M, spec.N], 'f32');
+    const c = Tensor.empty([spec.M, spec.N], 'f32');
     gemmInto(c, a, b, spec);
     return c;
   },
 
   linear(x, w, bias) {
     const { spec, out } = linearDims(x, w, bias);
-    const y = Tensor.zeros(out, 'f32');
+    const y = Tensor.empty(out, 'f32');
     if (bias !== undefined) spec.bias = bias;
     if (w.dtype === 'f32') {
       gemmInto(y, x, w, spec);
@@ -144,7 +144,7 @@ export const nativeGemm: GemmOps = {
 
   cast(x, dtype) {
     castTarget(x, dtype);
-    const y = Tensor.zeros(x.shape, dtype);
+    const y = Tensor.empty(x.shape, dtype);
     const yd: Float32Array | Uint16Array = y.data;
     const xd = x.data;
     if (x.dtype === dtype) {

@@ -44,7 +44,7 @@ export const nativeGrad: GradOps = {
   // x (N, C), w (C), dOut (N, C) -> dx (N, C); dw (C) +=
   rmsnormBackward(x, w, eps, dOut, dw) {
     const { n, c } = checks.rmsnorm(x, w, eps, dOut, dw);
-    const dx = Tensor.zeros(x.shape, 'f32');
+    const dx = Tensor.empty(x.shape, 'f32');
     const st = native().gradRmsnormBwdF32(f32(x), f32(w), f32(dOut), dx.data, dw === undefined ? null : f32(dw), n, c, eps);
     done(st, 'grad_rmsnorm_bwd_f32', dx);
     return dx;
@@ -53,7 +53,7 @@ export const nativeGrad: GradOps = {
   // dOut (B, T, H, D) -> dx (B, T, H, D)
   ropeBackward(dOut, positions, invFreq) {
     const { b, t, h, d } = checks.rope(dOut, positions, invFreq);
-    const dx = Tensor.zeros(dOut.shape, 'f32');
+    const dx = Tensor.empty(dOut.shape, 'f32');
     done(native().gradRopeBwdF32(f32(dOut), positions, invFreq, dx.data, b, t, h, d), 'grad_rope_bwd_f32', dx);
     return dx;
   },
@@ -70,7 +70,7 @@ export const nativeGrad: GradOps = {
   // gate, up, dOut (N, F) -> dGate, dUp (N, F)
   siluMulBackward(gate, up, dOut) {
     checks.siluMul(gate, up, dOut);
-    const dGate = Tensor.zeros(gate.shape, 'f32'), dUp = Tensor.zeros(gate.shape, 'f32');
+    const dGate = Tensor.empty(gate.shape, 'f32'), dUp = Tensor.empty(gate.shape, 'f32');
     const st = native().gradSiluMulBwdF32(f32(gate), f32(up), f32(dOut), dGate.data, dUp.data, gate.size);
     done(st, 'grad_silu_mul_bwd_f32', dGate, dUp);
     return { dGate, dUp };
@@ -87,7 +87,7 @@ export const nativeGrad: GradOps = {
   // x -> inverted dropout (same shape)
   dropout(x, p, seed) {
     checks.dropout(x, p, seed);
-    const out = Tensor.zeros(x.shape, 'f32');
+    const out = Tensor.empty(x.shape, 'f32');
     done(native().gradDropoutF32(f32(x), out.data, x.size, p, seed), 'grad_dropout_f32', out);
     return out;
   },
@@ -95,7 +95,7 @@ export const nativeGrad: GradOps = {
   // a + s b
   addScaled(a, b, s) {
     checks.addScaled(a, b, s);
-    const out = Tensor.zeros(a.shape, 'f32');
+    const out = Tensor.empty(a.shape, 'f32');
     done(native().gradAddScaledF32(f32(a), f32(b), out.data, a.size, s), 'grad_add_scaled_f32', out);
     return out;
   },
