@@ -135,5 +135,8 @@ ft_status gemv_rows(const gemv_kernel& g, const void* x, const void* w, const fl
 // The same with a 4-bit W (N,K): each group of GEMV_ROWS rows is decoded once (`kind`
 // values matching the tile: f32, or bf16 patterns for a bf16 tile) into a per-thread
 // buffer, then dotted with every row of x (M,K). bias (N)|null -> y (M,N) (overwritten).
-ft_status gemv_rows_q4(const gemv_kernel& g, const void* x, const q4_weight& w, q4_decode_fn dec, int32_t kind,
-                       const float* bias, float* y, int64_t M);
+// A fused tile (`fused`, may be null) decodes W in registers instead: x (mb,K), W rows
+// [n0, n0+nr) -> out (mb,GEMV_ROWS); used when K % 32 == 0.
+typedef void (*q4_gemv_fn)(const q4_weight& w, int64_t n0, int nr, const void* x, int mb, float* out);
+ft_status gemv_rows_q4(const gemv_kernel& g, q4_gemv_fn fused, const void* x, const q4_weight& w, q4_decode_fn dec,
+                       int32_t kind, const float* bias, float* y, int64_t M);

@@ -50,10 +50,11 @@ ft_status gemv_rows(const gemv_kernel& g, const void* x, const void* w, const fl
   return FT_OK;
 }
 
-ft_status gemv_rows_q4(const gemv_kernel& g, const void* x, const q4_weight& w, q4_decode_fn dec, int32_t kind,
-                       const float* bias, float* y, int64_t M) {
+ft_status gemv_rows_q4(const gemv_kernel& g, q4_gemv_fn fused, const void* x, const q4_weight& w, q4_decode_fn dec,
+                       int32_t kind, const float* bias, float* y, int64_t M) {
   const int64_t N = w.N, K = w.K;
   if (M == 0 || N == 0) return FT_OK;
+  if (K % 32 != 0) fused = nullptr;
   const int64_t groups = (N + GEMV_ROWS - 1) / GEMV_ROWS, es = g.elem_bytes;
   const int T = M * N * K >= PARALLEL_MIN_WORK ? omp_get_max_threads() : 1;
   // One decoded group of rows per thread (GEMV_ROWS x K values, L2-resident for K <= 16k).
@@ -67,11 +68,12 @@ ft_status gemv_rows_q4(const gemv_kernel& g, const void* x, const q4_weight& w, 
 #pragma omp for schedule(static)
     for (int64_t grp = 0; grp < groups; grp++) {
       const int64_t j0 = grp * GEMV_ROWS, nr = N - j0 < GEMV_ROWS ? N - j0 : GEMV_ROWS;
-      dec(w, j0 * K, nr * K, kind, buf);
+      if (!fused) dec(w, j0 * K, nr * K, kind, buf);
       float out[GEMV_MAX_MB * GEMV_ROWS];
       for (int64_t m0 = 0; m0 < M; m0 += g.mb) {
         const int64_t mb = M - m0 < g.mb ? M - m0 : g.mb;
-        g.tile(K, xb + m0 * K * es, (int)mb, buf, (int)nr, out);
+        if (fused) fused(w, j0, (int)nr, xb + m0 * K * es, (int)mb, out);
+        else g.tile(K, xb + m0 * K * es, (int)mb, buf, (int)nr, out);
         for (int64_t m = 0; m < mb; m++) {
           float* row = y + (m0 + m) * N;
           for (int64_t r = 0; r < nr; r++) row[j0 + r] = finish(0.0f, out[m * GEMV_ROWS + r], bias, j0 + r, false);

@@ -60,8 +60,25 @@ q4_decode_fn q4_active_decode();
 // ---- shared pieces (quant_ref.cc).
 extern const float q4_nf4_map[16];
 extern const float q4_fp4_map[16];
-// absmax of block b (f32 or decoded from the nested form).
-float q4_block_absmax(const q4_weight& w, int64_t b);
+// absmax of blocks [b0, b0+nb) (f32 or decoded from the nested form) -> out (nb).
+void q4_absmax_run(const q4_weight& w, int64_t b0, int64_t nb, float* out);
+
+// Walks the blocks of a decoded run, fetching their absmax Q4_ABSMAX_RUN at a time (one
+// division per run, not per block).
+constexpr int64_t Q4_ABSMAX_RUN = 64;
+struct q4_block_walk {
+  int64_t b, first, count;
+  float am[Q4_ABSMAX_RUN];
+};
+// Scale of block walk.b, refilling the cache when walk.b leaves it; last = the run's last block.
+inline float q4_walk_scale(const q4_weight& w, q4_block_walk& k, int64_t last) {
+  if (k.b - k.first >= k.count) {
+    k.first = k.b;
+    k.count = last - k.b + 1 < Q4_ABSMAX_RUN ? last - k.b + 1 : Q4_ABSMAX_RUN;
+    q4_absmax_run(w, k.first, k.count, k.am);
+  }
+  return k.am[k.b - k.first];
+}
 // 1 / max(absmax, 1e-38) in f32: an all-zero block scales to 0 (bitsandbytes' default op).
 float q4_reciprocal(float absmax);
 // f32 -> the f32 value of its bf16 rounding (round to nearest even).
@@ -116,3 +133,7 @@ ft_status q4_linear_bwd_ref(const q4_weight& w, const void* dy, bool bf16, float
 void q4_decode_ref(const q4_weight& w, int64_t i0, int64_t len, int32_t kind, void* out);
 void q4_decode_avx2(const q4_weight& w, int64_t i0, int64_t len, int32_t kind, void* out);
 void q4_decode_avx512(const q4_weight& w, int64_t i0, int64_t len, int32_t kind, void* out);
+// Fused GEMV tiles (decode in registers): x (mb<=4,K), W rows [n0, n0+nr<=4) -> out (mb,4); K % 32 == 0.
+// bf16: x bf16 patterns, W rounded to bf16, vdpbf16ps (needs avx512_bf16).
+void q4_gemv_bf16_avx512(const q4_weight& w, int64_t n0, int nr, const void* x, int mb, float* out);
+void q4_gemv_f32_avx512(const q4_weight& w, int64_t n0, int nr, const void* x, int mb, float* out);

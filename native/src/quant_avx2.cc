@@ -63,11 +63,13 @@ void q4_decode_avx2(const q4_weight& w, int64_t i0, int64_t len, int32_t kind, v
   uint16_t* oh = (uint16_t*)out;
   const __m256i low4 = _mm256_set1_epi64x(15);
   const __m256 map0 = _mm256_loadu_ps(w.map), map1 = _mm256_loadu_ps(w.map + 8);
+  if (len <= 0) return;
   int64_t i = i0;
-  const int64_t end = i0 + len;
-  while (i < end) {
-    const int64_t b = i / w.blocksize, seg = (b + 1) * w.blocksize < end ? (b + 1) * w.blocksize : end;
-    const __m256 scale = _mm256_set1_ps(q4_block_absmax(w, b));
+  const int64_t end = i0 + len, last = (end - 1) / w.blocksize;
+  q4_block_walk walk{i0 / w.blocksize, 0, 0, {}};
+  for (; i < end; walk.b++) {
+    const int64_t seg = (walk.b + 1) * w.blocksize < end ? (walk.b + 1) * w.blocksize : end;
+    const __m256 scale = _mm256_set1_ps(q4_walk_scale(w, walk, last));
     __m256 lut0 = _mm256_mul_ps(map0, scale), lut1 = _mm256_mul_ps(map1, scale);
     if (kind != Q4_OUT_F32) {
       lut0 = round_bf16(lut0);

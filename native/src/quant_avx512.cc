@@ -73,11 +73,13 @@ void q4_decode_avx512(const q4_weight& w, int64_t i0, int64_t len, int32_t kind,
   uint16_t* oh = (uint16_t*)out;
   const __m512i low4 = _mm512_set1_epi64(15);
   const __m512 map = _mm512_loadu_ps(w.map);
+  if (len <= 0) return;
   int64_t i = i0;
-  const int64_t end = i0 + len;
-  while (i < end) {
-    const int64_t b = i / w.blocksize, seg = (b + 1) * w.blocksize < end ? (b + 1) * w.blocksize : end;
-    __m512 lut = _mm512_mul_ps(map, _mm512_set1_ps(q4_block_absmax(w, b)));
+  const int64_t end = i0 + len, last = (end - 1) / w.blocksize;
+  q4_block_walk walk{i0 / w.blocksize, 0, 0, {}};
+  for (; i < end; walk.b++) {
+    const int64_t seg = (walk.b + 1) * w.blocksize < end ? (walk.b + 1) * w.blocksize : end;
+    __m512 lut = _mm512_mul_ps(map, _mm512_set1_ps(q4_walk_scale(w, walk, last)));
     if (kind != Q4_OUT_F32) lut = round_bf16(lut);
     alignas(64) float lutv[16];
     _mm512_store_ps(lutv, lut);
@@ -91,5 +93,120 @@ void q4_decode_avx512(const q4_weight& w, int64_t i0, int64_t len, int32_t kind,
       else _mm512_storeu_ps(of + (i - i0), v);
     }
     for (; i < seg; i++) q4_put(w.codes, i, i0, lutv, kind, out);
+  }
+}
+
+// ---- fused GEMV tiles for the small-M path (gemv_rows_q4): up to 4 rows of x against 4
+// rows of W, decoding W in registers 32 elements per step (no buffer). Needs K % 32 == 0,
+// so every step lies inside one block (blocksize >= 32) and starts on a byte.
+namespace {
+
+// Per W row: flat index of its first element, the next block boundary, the block walk and
+// the block's 16 scaled code values.
+struct RowState {
+  int64_t flat, next, last;
+  q4_block_walk walk;
+};
+
+inline void row_init(const q4_weight& w, RowState& s, int64_t row) {
+  s.flat = row * w.K;
+  s.last = (s.flat + w.K - 1) / w.blocksize;
+  s.walk = q4_block_walk{s.flat / w.blocksize, 0, 0, {}};
+  s.next = s.flat;  // the first step builds the table
+}
+
+// The table for the block at flat index f (f == s.next): scale * map, as f32 lanes.
+inline __m512 row_lut(const q4_weight& w, RowState& s, __m512 map) {
+  const __m512 lut = _mm512_mul_ps(map, _mm512_set1_ps(q4_walk_scale(w, s.walk, s.last)));
+  s.walk.b++;
+  s.next = s.walk.b * w.blocksize;
+  return lut;
+}
+
+// x (MB,K) bf16, W rows n0.. (nr <= 4, missing rows repeat row n0) -> out (MB,4), vdpbf16ps.
+inline __attribute__((always_inline)) void tile_q4_bf16(const q4_weight& w, int64_t n0, int nr, const uint16_t* x,
+                                                        const int MB, float* out) {
+  const int64_t K = w.K;
+  const __m512 map = _mm512_loadu_ps(w.map);
+  const __m512i low4 = _mm512_set1_epi32(0x000f0000);
+  RowState st[4];
+  __m512i lut[4];
+  __m512 acc[4][4];
+  for (int r = 0; r < 4; r++) {
+    row_init(w, st[r], n0 + (r < nr ? r : 0));
+    lut[r] = _mm512_setzero_si512();
+    for (int m = 0; m < MB; m++) acc[m][r] = _mm512_setzero_ps();
+  }
+  for (int64_t k = 0; k < K; k += 32) {
+    __m512bh wv[4];
+    for (int r = 0; r < 4; r++) {
+      const int64_t f = st[r].flat + k;
+      if (f == st[r].next) lut[r] = _mm512_zextsi256_si512(_mm512_cvtepi32_epi16(_mm512_srli_epi32(_mm512_castps_si512(round_bf16(row_lut(w, st[r], map))), 16)));
+      // dword j = byte j: word 2j (element 2j) = high nibble, word 2j+1 = low nibble.
+      const __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)(w.codes + (f >> 1))));
+      const __m512i idx = _mm512_or_si512(_mm512_srli_epi32(q, 4), _mm512_and_si512(_mm512_slli_epi32(q, 16), low4));
+      wv[r] = (__m512bh)_mm512_permutexvar_epi16(idx, lut[r]);
+    }
+    for (int m = 0; m < MB; m++) {
+      const __m512bh xv = (__m512bh)_mm512_loadu_si512(x + m * K + k);
+      for (int r = 0; r < 4; r++) acc[m][r] = _mm512_dpbf16_ps(acc[m][r], xv, wv[r]);
+    }
+  }
+  for (int m = 0; m < MB; m++)
+    for (int r = 0; r < 4; r++) out[m * 4 + r] = _mm512_reduce_add_ps(acc[m][r]);
+}
+
+// x (MB,K) f32, W rows n0.. -> out (MB,4), 16 elements per half step.
+inline __attribute__((always_inline)) void tile_q4_f32(const q4_weight& w, int64_t n0, int nr, const float* x,
+                                                       const int MB, float* out) {
+  const int64_t K = w.K;
+  const __m512 map = _mm512_loadu_ps(w.map);
+  const __m512i low4 = _mm512_set1_epi64(15);
+  RowState st[4];
+  __m512 lut[4];
+  __m512 acc[4][4];
+  for (int r = 0; r < 4; r++) {
+    row_init(w, st[r], n0 + (r < nr ? r : 0));
+    lut[r] = _mm512_setzero_ps();
+    for (int m = 0; m < MB; m++) acc[m][r] = _mm512_setzero_ps();
+  }
+  for (int64_t k = 0; k < K; k += 16) {
+    __m512 wv[4];
+    for (int r = 0; r < 4; r++) {
+      const int64_t f = st[r].flat + k;
+      if (f == st[r].next) lut[r] = row_lut(w, st[r], map);
+      const __m512i q = _mm512_cvtepu8_epi64(_mm_loadl_epi64((const __m128i*)(w.codes + (f >> 1))));
+      wv[r] = _mm512_permutexvar_ps(_mm512_or_si512(_mm512_srli_epi64(q, 4), _mm512_slli_epi64(_mm512_and_si512(q, low4), 32)), lut[r]);
+    }
+    for (int m = 0; m < MB; m++) {
+      const __m512 xv = _mm512_loadu_ps(x + m * K + k);
+      for (int r = 0; r < 4; r++) acc[m][r] = _mm512_fmadd_ps(xv, wv[r], acc[m][r]);
+    }
+  }
+  for (int m = 0; m < MB; m++)
+    for (int r = 0; r < 4; r++) out[m * 4 + r] = _mm512_reduce_add_ps(acc[m][r]);
+}
+
+}  // namespace
+
+// x (mb,K) bf16, W rows [n0, n0+nr) -> out (mb,4); K % 32 == 0
+void q4_gemv_bf16_avx512(const q4_weight& w, int64_t n0, int nr, const void* x, int mb, float* out) {
+  const uint16_t* xh = (const uint16_t*)x;
+  switch (mb) {
+    case 1: tile_q4_bf16(w, n0, nr, xh, 1, out); break;
+    case 2: tile_q4_bf16(w, n0, nr, xh, 2, out); break;
+    case 3: tile_q4_bf16(w, n0, nr, xh, 3, out); break;
+    default: tile_q4_bf16(w, n0, nr, xh, 4, out); break;
+  }
+}
+
+// x (mb,K) f32, W rows [n0, n0+nr) -> out (mb,4); K % 32 == 0
+void q4_gemv_f32_avx512(const q4_weight& w, int64_t n0, int nr, const void* x, int mb, float* out) {
+  const float* xf = (const float*)x;
+  switch (mb) {
+    case 1: tile_q4_f32(w, n0, nr, xf, 1, out); break;
+    case 2: tile_q4_f32(w, n0, nr, xf, 2, out); break;
+    case 3: tile_q4_f32(w, n0, nr, xf, 3, out); break;
+    default: tile_q4_f32(w, n0, nr, xf, 4, out); break;
   }
 }

@@ -151,7 +151,8 @@ ft_status q4_linear(const q4_weight& w, const void* x, size_t nx, bool bf16, con
   if (isa == FT_ISA_SCALAR || M <= Q4_GEMV_MAX_M) {
     const gemv_kernel& g = !bf16 ? (isa == FT_ISA_AVX512 ? gemv_kernel_f32_avx512 : isa == FT_ISA_AVX2 ? gemv_kernel_f32_avx2 : gemv_kernel_f32_ref)
                                  : (dp ? gemv_kernel_bf16_avx512 : isa != FT_ISA_SCALAR ? gemv_kernel_bf16_avx2 : gemv_kernel_bf16_ref);
-    return gemv_rows_q4(g, x, w, q4_active_decode(), bf16 ? Q4_OUT_BF16 : Q4_OUT_F32, bias, y, M);
+    const q4_gemv_fn fused = isa != FT_ISA_AVX512 ? nullptr : !bf16 ? q4_gemv_f32_avx512 : dp ? q4_gemv_bf16_avx512 : nullptr;
+    return gemv_rows_q4(g, fused, x, w, q4_active_decode(), bf16 ? Q4_OUT_BF16 : Q4_OUT_F32, bias, y, M);
   }
   const gemm_kernel& k = isa == FT_ISA_AVX2 ? gemm_kernel_f32_avx2 : bf16 && dp ? gemm_kernel_bf16_avx512 : gemm_kernel_f32_avx512;
   const int32_t kind = !bf16 ? Q4_OUT_F32 : k.kpair == 2 ? Q4_OUT_BF16 : Q4_OUT_F32_BF16;

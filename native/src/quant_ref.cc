@@ -36,10 +36,20 @@ const q4_thresholds g_thresholds = make_thresholds();
 
 const q4_thresholds& q4_thresholds_get() { return g_thresholds; }
 
-float q4_block_absmax(const q4_weight& w, int64_t b) {
-  if (w.absmax) return w.absmax[b];
-  const float scaled = w.nest_map[w.qabsmax[b]] * w.nest_absmax[b / w.nblocksize];
-  return scaled + w.offset;
+void q4_absmax_run(const q4_weight& w, int64_t b0, int64_t nb, float* out) {
+  if (w.absmax) {
+    for (int64_t j = 0; j < nb; j++) out[j] = w.absmax[b0 + j];
+    return;
+  }
+  int64_t g = b0 / w.nblocksize, r = b0 % w.nblocksize;
+  for (int64_t j = 0; j < nb; j++) {
+    const float scaled = w.nest_map[w.qabsmax[b0 + j]] * w.nest_absmax[g];
+    out[j] = scaled + w.offset;  // two f32 roundings (this file has no FMA contraction)
+    if (++r == w.nblocksize) {
+      r = 0;
+      g++;
+    }
+  }
 }
 
 float q4_reciprocal(float absmax) { return 1.0f / (absmax > 1e-38f ? absmax : 1e-38f); }
@@ -64,11 +74,13 @@ void q4_quant_pairs(const float* x, int64_t i, int64_t len, float r, int32_t typ
 // Elements [i0, i0+len) -> out: per block a 16-entry table of map[q] * absmax (rounded to
 // bf16 for the bf16 kinds), then one lookup per element.
 void q4_decode_ref(const q4_weight& w, int64_t i0, int64_t len, int32_t kind, void* out) {
+  if (len <= 0) return;
   int64_t i = i0;
-  const int64_t end = i0 + len;
-  while (i < end) {
-    const int64_t b = i / w.blocksize, seg = (b + 1) * w.blocksize < end ? (b + 1) * w.blocksize : end;
-    const float scale = q4_block_absmax(w, b);
+  const int64_t end = i0 + len, last = (end - 1) / w.blocksize;
+  q4_block_walk walk{i0 / w.blocksize, 0, 0, {}};
+  for (; i < end; walk.b++) {
+    const int64_t seg = (walk.b + 1) * w.blocksize < end ? (walk.b + 1) * w.blocksize : end;
+    const float scale = q4_walk_scale(w, walk, last);
     float lut[16];
     for (int q = 0; q < 16; q++) lut[q] = kind == Q4_OUT_F32 ? w.map[q] * scale : q4_round_bf16(w.map[q] * scale);
     for (; i < seg; i++) q4_put(w.codes, i, i0, lut, kind, out);
