@@ -81,7 +81,7 @@ function httpError(s: Session, file: string, res: Response): IoError {
   const what = `${s.ref.repoId}@${s.ref.revision}: ${file}: HTTP ${res.status}${code !== '' ? ` ${code}` : ''}`;
   if (code === 'RepositoryNotFound' || res.status === 401 || res.status === 403) {
     return new IoError(`${what} (the repo does not exist, or it is private or gated)`,
-      `check the repo id; for a private or gated repo set HF_TOKEN to a token with read access${s.token === undefined ? ' (none is set)' : ''}`);
+      `check the repo id (or, if you meant a local model, the directory path: ${s.ref.repoId} does not exist); for a private or gated repo set HF_TOKEN to a token with read access${s.token === undefined ? ' (none is set)' : ''}`);
   }
   if (code === 'RevisionNotFound') return new IoError(what, `revision ${s.ref.revision} does not exist; use a branch, tag or commit sha of ${s.ref.repoId}`);
   return new IoError(what, 'retry later; if it persists, check HF_ENDPOINT and the repo on the Hub');
