@@ -9,6 +9,7 @@ import { AutoModelForCausalLM } from '../../models/auto.js';
 import { Linear4bit } from '../../nn/linear4bit.js';
 import { BitsAndBytesConfig } from '../../quant/config.js';
 import { copyTokenizerFiles } from '../../tokenizer/files.js';
+import { hubModelDir } from './hub-model.js';
 import { numberFlag, required, type Command } from '../command.js';
 
 export const quantizeCommand: Command = {
@@ -16,16 +17,16 @@ export const quantizeCommand: Command = {
   summary: 'write a bitsandbytes 4-bit (NF4/FP4) copy of a model',
   usage: 'ftune quantize --model DIR --output DIR [--quant-type nf4|fp4] [--double-quant] [--blocksize N] [--compute-dtype float32|bfloat16]',
   flags: {
-    model: { type: 'string', arg: 'DIR', help: 'model directory (F32, BF16 or F16 safetensors)' },
+    model: { type: 'string', arg: 'DIR|REPO', help: 'model directory or Hub repo id (F32, BF16 or F16 safetensors)' },
     output: { type: 'string', arg: 'DIR', help: 'directory to create (must not exist or be empty)' },
     'quant-type': { type: 'string', arg: 'nf4|fp4', help: '4-bit code table', default: 'nf4' },
     'double-quant': { type: 'boolean', help: 'quantize the absmax values too (8-bit, blocks of 256): ~0.37 bit/weight less' },
     blocksize: { type: 'string', arg: 'N', help: 'weights per absmax block', default: '64' },
     'compute-dtype': { type: 'string', arg: 'float32|bfloat16', help: 'dtype the 4-bit layers compute in when loaded', default: 'bfloat16' },
   },
-  run(values, io) {
+  async run(values, io) {
     const cmd = 'quantize';
-    const modelDir = required(values, cmd, 'model');
+    const modelDir = await hubModelDir(required(values, cmd, 'model'), 'model', io);
     const output = required(values, cmd, 'output');
     if (existsSync(output) && readdirSync(output).length > 0) {
       throw new ConfigError(`--output ${output} exists and is not empty`, 'choose a new directory; ftune never overwrites an existing model');

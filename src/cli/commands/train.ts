@@ -14,6 +14,7 @@ import type { TrainingArguments } from '../../train/args.js';
 import { parseSchedulerType } from '../../train/schedule.js';
 import { numberFlag, required, type Command, type FlagValues } from '../command.js';
 import { ProgressBar } from '../progress.js';
+import { hubModelDir } from './hub-model.js';
 import { DATA_FLAGS, readDatasets } from './train-setup.js';
 
 export type Method = 'full' | 'lora' | 'qlora';
@@ -25,7 +26,7 @@ export const trainCommand: Command = {
   summary: 'fine-tune a model (full or LoRA) on a dataset',
   usage: 'ftune train --model DIR --data FILE --method full|lora --output DIR [flags]',
   flags: {
-    model: { type: 'string', arg: 'DIR', help: 'base model directory (HF layout)' },
+    model: { type: 'string', arg: 'DIR|REPO', help: 'base model directory (HF layout) or Hub repo id org/name[@rev]' },
     ...DATA_FLAGS,
     method: { type: 'string', arg: 'full|lora|qlora', help: 'what to train (qlora: LoRA over a 4-bit NF4 base, double quant, bf16 compute)', default: 'lora' },
     r: { type: 'string', arg: 'N', help: 'LoRA rank', default: '8' },
@@ -57,11 +58,11 @@ export const trainCommand: Command = {
     'resume-from-checkpoint': { type: 'string', arg: 'DIR|latest', help: 'continue a run from a checkpoint' },
     config: { type: 'string', arg: 'FILE', help: 'YAML or JSON file of flag values (flags given here win)' },
   },
-  run(values, io) {
+  async run(values, io) {
     const cmd = 'train';
     const method = values['method'];
     if (method !== 'full' && method !== 'lora' && method !== 'qlora') throw new ConfigError(`--method ${String(method)} is not supported`, 'use --method full, lora or qlora');
-    const modelDir = required(values, cmd, 'model');
+    const modelDir = await hubModelDir(required(values, cmd, 'model'), 'model', io);
     const output = required(values, cmd, 'output');
     const seed = numberFlag(values, cmd, 'seed', 'an integer', Number.isInteger) ?? 42;
 
