@@ -1,9 +1,10 @@
 // `ftune merge`: folds a LoRA adapter into its base model (W += scaling * B A) and
 // writes a standalone model directory (config, safetensors, tokenizer files). The
-// directory is built under a temporary name and renamed into place at the end.
-import { existsSync, readdirSync, renameSync, rmSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+// directory is built under a temporary name, fsynced and renamed into place at the end.
+import { existsSync, readdirSync } from 'node:fs';
+import { basename, dirname } from 'node:path';
 import { ConfigError } from '../../errors.js';
+import { buildDirAtomic, removeStaleTemps } from '../../io/atomic.js';
 import { AutoModelForCausalLM, resolveDType } from '../../models/auto.js';
 import { PeftModel } from '../../peft/index.js';
 import { copyTokenizerFiles } from '../../tokenizer/files.js';
@@ -42,17 +43,11 @@ export const mergeCommand: Command = {
       }
     }
     const merged = PeftModel.fromPretrained(base, adapterDir).mergeAndUnload();
-    const staging = join(dirname(output), `.${basename(output)}.tmp-${process.pid}`);
-    rmSync(staging, { recursive: true, force: true });
-    try {
+    removeStaleTemps(dirname(output), basename(output));
+    buildDirAtomic(output, (staging) => {
       merged.savePretrained(staging);
       copyTokenizerFiles(modelDir, staging);
-      if (existsSync(output)) rmSync(output, { recursive: true });
-      renameSync(staging, output);
-    } catch (e) {
-      rmSync(staging, { recursive: true, force: true });
-      throw e;
-    }
+    });
     io.stderr(`merged ${adapterDir} into ${modelDir} -> ${output}\n`);
   },
 };

@@ -1,10 +1,11 @@
 // `ftune quantize`: writes a bitsandbytes 4-bit copy of a model (NF4 or FP4 linear
 // layers, optional double quantization; embeddings, norms and lm_head unchanged) that
-// Transformers loads with its quantization_config. Built under a temporary name and
-// renamed into place.
-import { existsSync, readdirSync, renameSync, rmSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+// Transformers loads with its quantization_config. Built under a temporary name, fsynced
+// and renamed into place.
+import { existsSync, readdirSync } from 'node:fs';
+import { basename, dirname } from 'node:path';
 import { ConfigError } from '../../errors.js';
+import { buildDirAtomic, removeStaleTemps } from '../../io/atomic.js';
 import { AutoModelForCausalLM } from '../../models/auto.js';
 import { Linear4bit } from '../../nn/linear4bit.js';
 import { BitsAndBytesConfig } from '../../quant/config.js';
@@ -42,16 +43,11 @@ export const quantizeCommand: Command = {
     const layers = model.namedModules().filter(([, m]) => m instanceof Linear4bit);
     const bytes = layers.reduce((n, [, m]) => n + (m instanceof Linear4bit ? m.weightBytes : 0), 0);
     const weights = layers.reduce((n, [, m]) => n + (m instanceof Linear4bit ? m.weightCount : 0), 0);
-    const staging = join(dirname(output), `.${basename(output)}.tmp-${process.pid}`);
-    rmSync(staging, { recursive: true, force: true });
-    try {
+    removeStaleTemps(dirname(output), basename(output));
+    buildDirAtomic(output, (staging) => {
       model.savePretrained(staging);
       copyTokenizerFiles(modelDir, staging);
-      renameSync(staging, output);
-    } catch (e) {
-      rmSync(staging, { recursive: true, force: true });
-      throw e;
-    }
+    });
     io.stderr(`quantized ${layers.length} linear layers (${weights} weights) to ${bnb.bnb4bitQuantType}${bnb.bnb4bitUseDoubleQuant ? ' + double quant' : ''}: ${(bytes / 2 ** 20).toFixed(2)} MiB, ${((8 * bytes) / weights).toFixed(3)} bits/weight -> ${output}\n`);
   },
 };
