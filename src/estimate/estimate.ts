@@ -116,7 +116,8 @@ function activationPeaks(d: Dims, o: EstimateOptions, linearBytes: number): { ac
   // weight casts), and the upstream gradient plus dx accumulate two more (N, C).
   const kept = model + d.l * nc + headGrad;
   const atLoss = kept + ceChunk;
-  const atLastLayer = (d.l + 1) * nc + headCast + layer + weightCasts / d.l + transient + 2 * nc;
+  // (qlora: one more (N, C), the 4-bit backward's dx next to the LoRA branch's.)
+  const atLastLayer = (d.l + 1) * nc + headCast + layer + weightCasts / d.l + transient + (o.method === 'qlora' ? 3 : 2) * nc;
   // While backward runs, the loss chunk's logits block waits in the pool (no other tensor has its size).
   const act = Math.max(atLoss, atLastLayer);
   return { act, cacheAtPeak: Math.max(0, atLastLayer + cached(logits) - act) };
