@@ -53,13 +53,16 @@ interface BenchResult {
 }
 
 function bench(preset: string, method: EstimateOptions['method'], batch: number): BenchResult {
-  const out = execFileSync(process.execPath, ['dist/src/cli/main.js', 'bench', '--preset', preset, '--method', method, '--batch', String(batch), '--steps', '1', '--warmup', '0'], { encoding: 'utf8' });
+  const out = execFileSync(process.execPath, ['dist/src/cli/main.js', 'bench', '--preset', preset, '--method', method, '--batch', String(batch), '--steps', '1', '--warmup', '1'],
+    // One thread: memory does not depend on it, and it keeps the runs quick on a busy machine.
+    { encoding: 'utf8', env: { ...process.env, FTUNE_THREADS: '1' } });
   return JSON.parse(out) as BenchResult;
 }
 
-// Bench defaults: r 8, q,v targets, f32 matmuls, checkpointing for qlora only.
+// Bench defaults: r 8, q,v targets, f32 matmuls, checkpointing for qlora only; one warm-up
+// step as in docs/estimate.md (a single step peaks some 10-15 MiB lower: less JIT and heap).
 const RUNS: Array<[string, EstimateOptions['method'], number]> = [
-  ['tiny', 'full', 8], ['tiny', 'lora', 8], ['tiny', 'qlora', 8], ['small', 'lora', 1], ['small', 'qlora', 2],
+  ['tiny', 'full', 4], ['tiny', 'lora', 4], ['tiny', 'qlora', 4], ['small', 'lora', 1], ['small', 'qlora', 1],
 ];
 for (const [preset, method, batch] of RUNS) {
   test(`estimate within 15% of ftune bench --preset ${preset} --method ${method} --batch ${batch}`, () => {
