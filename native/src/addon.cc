@@ -8,6 +8,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   register_ops(env, exports);
   register_grad(env, exports);
   register_quant(env, exports);
+  register_rand(env, exports);
   return exports;
 }
 

@@ -49,3 +49,4 @@ void register_gemm(Napi::Env env, Napi::Object exports);
 void register_ops(Napi::Env env, Napi::Object exports);
 void register_grad(Napi::Env env, Napi::Object exports);
 void register_quant(Napi::Env env, Napi::Object exports);
+void register_rand(Napi::Env env, Napi::Object exports);

@@ -11,8 +11,9 @@ import { evalCommand } from './commands/eval.js';
 import { mergeCommand } from './commands/merge.js';
 import { quantizeCommand } from './commands/quantize.js';
 import { benchCommand } from './commands/bench.js';
+import { estimateCommand } from './commands/estimate.js';
 
-const COMMANDS: readonly Command[] = [trainCommand, evalCommand, generateCommand, mergeCommand, quantizeCommand, benchCommand, convertLlama2cCommand];
+const COMMANDS: readonly Command[] = [trainCommand, evalCommand, generateCommand, mergeCommand, quantizeCommand, benchCommand, estimateCommand, convertLlama2cCommand];
 
 function usage(): string {
   const rows = COMMANDS.map((c) => `  ${c.name.padEnd(18)} ${c.summary}`);

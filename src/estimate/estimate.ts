@@ -1,0 +1,221 @@
+// `ftune estimate`: the peak resident memory of a training run, predicted from the model
+// config without allocating anything. The model follows what the code allocates (each
+// term cites the file it counts) and predicts the process peak RSS that `ftune bench`
+// reports (peak_rss_mib), checked within 15% on the bench presets (docs/estimate.md).
+//
+// Memory at the peak = runtime + weights + LoRA + grads + optimizer + activations +
+// workspace + allocator cache, where:
+// - activations are every tensor the forward pass allocates (the step's scope keeps them
+//   until the tape frees them in backward: src/autograd/tape.ts), plus the larger of the
+//   cross-entropy chunk (src/autograd/ops.ts crossEntropy, 256 rows) and the backward
+//   transient of the last layer; with checkpointing only the layer inputs survive the
+//   forward pass and one layer is recomputed in backward (Ops.checkpoint);
+// - the allocator cache is memory freed into the caching pool (native/src/pool.cc) in
+//   sizes that are not asked for again before the peak, so it stays resident.
+import type { LlamaConfig } from '../models/llama/config.js';
+import { block, layerLinears, loraParamCount, paramCounts, quant4Bytes, resolveTargets, type LinearModule, type LinearShape, type Quant4Layout } from './shapes.js';
+
+export type Method = 'full' | 'lora' | 'qlora';
+
+export interface EstimateOptions {
+  method: Method;
+  batch: number; // B
+  seq: number; // T
+  /** LoRA rank (lora, qlora). */
+  r: number;
+  targetModules: readonly string[] | 'all-linear';
+  gradientCheckpointing: boolean;
+  /** bf16 matmuls; for lora also a bf16 frozen base (as `ftune bench --bf16`). */
+  bf16: boolean;
+  /** 4-bit layout (qlora): bitsandbytes NF4, blocksize 64, double quantization by default. */
+  quant?: Quant4Layout;
+  /** 4-bit compute dtype (qlora); the QLoRA preset's bf16 by default. */
+  computeDtype?: 'f32' | 'bf16';
+}
+
+export const ESTIMATE_DEFAULTS = { batch: 1, seq: 512, r: 8, targetModules: ['q_proj', 'v_proj'], quant: { blocksize: 64, doubleQuant: true }, computeDtype: 'bf16' } as const;
+
+/** Bytes per part of the peak. */
+export interface MemoryBreakdown {
+  runtime: number;
+  weights: number;
+  lora: number;
+  grads: number;
+  optimizer: number;
+  activations: number;
+  workspace: number;
+  allocatorCache: number;
+  total: number;
+}
+
+export interface MemoryEstimate {
+  bytes: MemoryBreakdown;
+  gib: MemoryBreakdown;
+  params: { total: number; trainable: number; quantized: number };
+  assumptions: Record<string, string | number | boolean | string[] | null>;
+}
+
+/**
+ * The node process before any tensor: V8 heap, JIT code, libstdc++/OpenMP/OpenBLAS and the
+ * addon (measured: `ftune bench --preset tiny` peak RSS minus its accounted bytes is
+ * 81-88 MiB on Node 20 / x86-64 Linux).
+ */
+export const RUNTIME_BYTES = 86 * 2 ** 20;
+
+/** Blocks of this size or more come from the caching pool (native/src/pool.cc POOL_MIN). */
+const POOL_MIN = 256 * 1024;
+const CE_CHUNK_ROWS = 256;
+const F32 = 4;
+const BF16 = 2;
+
+const cached = (bytes: number): number => (bytes >= POOL_MIN ? block(bytes) : 0);
+
+interface Dims {
+  n: number; // B*T tokens
+  c: number; // C
+  f: number; // F
+  v: number; // V
+  l: number; // L
+  lin: LinearShape[];
+  targets: LinearModule[];
+}
+
+/** f32 values one decoder layer's forward pass allocates per token (model.ts LlamaDecoderLayer.forward). */
+function layerForwardFloats(d: Dims, o: EstimateOptions): number {
+  const byName = (m: LinearModule): LinearShape => d.lin.find((s) => s.name === m) ?? { name: m, out: 0, in: 0, bias: false };
+  const [hq, hk] = [byName('q_proj').out, byName('k_proj').out];
+  // norm1 C, q Hq + rope Hq, k Hk + rope Hk, v Hk, attention Hq, o C, add C, norm2 C,
+  // gate F, up F, silu*up F, down C, add C.
+  const base = 6 * d.c + 3 * hq + 3 * hk + 3 * d.f;
+  // LoRA branch (peft/lora-layer.ts PLAIN_LORA, dropout 0): A x (r), B A x (N), the scaled sum (N).
+  const lora = o.method === 'full' ? 0 : d.lin.filter((s) => d.targets.includes(s.name)).reduce((n, s) => n + o.r + 2 * s.out, 0);
+  return base + lora;
+}
+
+/** Bytes live at the two candidate peaks of a step (accounted tensors) and the RSS-only cache then. */
+function activationPeaks(d: Dims, o: EstimateOptions, linearBytes: number): { act: number; cacheAtPeak: number } {
+  const nc = d.n * d.c * F32;
+  const layer = d.n * layerForwardFloats(d, o) * F32;
+  // full --bf16: every f32 weight is cast to bf16 for its matmul and kept for backward (Ops.linear).
+  const weightCasts = o.method === 'full' && o.bf16 ? (linearBytes / F32) * BF16 : 0;
+  // bf16 matmuls with an f32 head (full, qlora): crossEntropy casts it once, kept to the step's end.
+  const headCast = o.bf16 && o.method !== 'lora' ? d.v * d.c * BF16 : 0;
+  const headGrad = o.method === 'full' ? d.v * d.c * F32 : 0; // crossEntropy's dW, allocated up front
+  const rows = Math.min(CE_CHUNK_ROWS, d.n);
+  const logits = rows * d.v * F32;
+  const ceChunk = rows * d.c * F32 * 2 + logits + (o.bf16 ? rows * d.v * BF16 : 0);
+  // Last layer's backward at silu*mul: dSilu, dGate, dUp (3 N F) while norm, add and down outputs are freed.
+  const transient = d.n * (3 * d.f - 3 * d.c) * F32 + (o.method === 'full' ? d.f * d.c * F32 : 0);
+  // Embedding output, final norm output, dh of the loss (ids are i32 N).
+  const model = 3 * nc + d.n * 4 + headCast;
+  if (!o.gradientCheckpointing) {
+    const kept = model + d.l * layer + weightCasts + headGrad;
+    return { act: kept + Math.max(ceChunk, transient), cacheAtPeak: 0 };
+  }
+  // Checkpointing: the L layer inputs survive; backward recomputes one layer (with its
+  // weight casts), and the upstream gradient plus dx accumulate two more (N, C).
+  const kept = model + d.l * nc + headGrad;
+  const atLoss = kept + ceChunk;
+  // (qlora: one more (N, C), the 4-bit backward's dx next to the LoRA branch's.)
+  const atLastLayer = (d.l + 1) * nc + headCast + layer + weightCasts / d.l + transient + (o.method === 'qlora' ? 3 : 2) * nc;
+  // While backward runs, the loss chunk's logits block waits in the pool (no other tensor has its size).
+  const act = Math.max(atLoss, atLastLayer);
+  return { act, cacheAtPeak: Math.max(0, atLastLayer + cached(logits) - act) };
+}
+
+/** bf16 copies of x or dy that the 4-bit and bf16 matmuls make and free again (workspace). */
+function workspaceBytes(d: Dims, o: EstimateOptions): number {
+  const bf16Compute = o.method === 'qlora' ? (o.computeDtype ?? ESTIMATE_DEFAULTS.computeDtype) === 'bf16' : o.bf16;
+  if (!bf16Compute) return 0;
+  const widest = Math.max(...d.lin.map((s) => Math.max(s.in, s.out)));
+  return d.n * widest * BF16;
+}
+
+/**
+ * Memory freed into the pool before the peak in sizes no later tensor asks for (RSS-only):
+ * full: the model's own weight tensors, emptied into the flat parameter buffer
+ * (train/params.ts FlatParams); bf16 base: the f32 weights it was cast from; qlora: one
+ * dense f32 matrix per linear shape, quantized at load; bf16 matmuls: the bf16 casts of
+ * each linear's output gradient (and input, for full) that backward keeps to the step's end.
+ */
+function allocatorCache(d: Dims, o: EstimateOptions, cfg: LlamaConfig): number {
+  const weightBlocks = d.l * d.lin.reduce((n, s) => n + cached(s.out * s.in * F32), 0) + cached(d.v * d.c * F32) * (cfg.tieWordEmbeddings ? 1 : 2);
+  let bytes = 0;
+  if (o.method === 'full') bytes += weightBlocks - (o.gradientCheckpointing ? 0 : cached(d.v * d.c * F32)); // the head's dW reuses one
+  if (o.method === 'lora' && o.bf16) bytes += weightBlocks;
+  if (o.method === 'qlora') {
+    const shapes = new Set(d.lin.map((s) => s.out * s.in));
+    for (const n of shapes) bytes += cached(n * F32);
+  }
+  if (o.bf16 && !o.gradientCheckpointing) {
+    // Checkpointed layers free these at the end of each layer's recomputation instead.
+    const recorded = o.method === 'qlora' ? d.lin.filter((s) => d.targets.includes(s.name)) : d.lin;
+    const lora = o.method === 'full' ? 0 : cached(d.n * o.r * BF16);
+    const perLayer = recorded.reduce((n, s) => n + cached(d.n * s.out * BF16) + (o.method === 'full' ? cached(d.n * s.in * BF16) : lora), 0);
+    bytes += d.l * perLayer;
+  }
+  return bytes;
+}
+
+/** Predicts the peak memory of `ftune bench` / `ftune train` with these settings. */
+export function estimateMemory(cfg: LlamaConfig, opts: EstimateOptions): MemoryEstimate {
+  const o = opts;
+  const targets = o.method === 'full' ? [] : resolveTargets(o.targetModules);
+  const d: Dims = { n: o.batch * o.seq, c: cfg.hiddenSize, f: cfg.intermediateSize, v: cfg.vocabSize, l: cfg.numHiddenLayers, lin: layerLinears(cfg), targets };
+  const p = paramCounts(cfg);
+  const quant = o.quant ?? ESTIMATE_DEFAULTS.quant;
+  const loraCount = o.method === 'full' ? 0 : loraParamCount(cfg, targets, o.r);
+  const dense = (p.embedding + p.head + p.linear) * F32;
+  let weights: number;
+  if (o.method === 'qlora') {
+    const perLayer = d.lin.reduce((n, s) => n + quant4Bytes(s.out * s.in, quant), 0);
+    weights = d.l * perLayer + (p.embedding + p.head + p.norm + p.bias) * F32;
+  } else if (o.method === 'lora' && o.bf16) {
+    weights = (p.embedding + p.head + p.linear) * BF16 + (p.norm + p.bias) * F32;
+  } else {
+    weights = p.total * F32;
+  }
+  const trainable = o.method === 'full' ? p.total : loraCount;
+  const { act, cacheAtPeak } = activationPeaks(d, o, p.linear * F32);
+  const bytes: MemoryBreakdown = {
+    runtime: RUNTIME_BYTES,
+    weights,
+    lora: loraCount * F32,
+    grads: trainable * F32,
+    optimizer: 2 * trainable * F32,
+    activations: act,
+    workspace: workspaceBytes(d, o),
+    allocatorCache: allocatorCache(d, o, cfg) + cacheAtPeak,
+    total: 0,
+  };
+  bytes.total = bytes.runtime + bytes.weights + bytes.lora + bytes.grads + bytes.optimizer + bytes.activations + bytes.workspace + bytes.allocatorCache;
+  const gib = { ...bytes };
+  for (const k of Object.keys(gib) as Array<keyof MemoryBreakdown>) gib[k] = Math.round((bytes[k] / 2 ** 30) * 1000) / 1000;
+  return {
+    bytes,
+    gib,
+    params: { total: p.total, trainable, quantized: o.method === 'qlora' ? p.linear : 0 },
+    assumptions: assumptions(o, targets, dense, quant),
+  };
+}
+
+function assumptions(o: EstimateOptions, targets: LinearModule[], denseBytes: number, quant: Quant4Layout): MemoryEstimate['assumptions'] {
+  const base = o.method === 'qlora'
+    ? `decoder linears 4-bit (blocksize ${quant.blocksize}${quant.doubleQuant ? ', double quant' : ''}); embeddings, lm_head, norms f32`
+    : o.method === 'lora' && o.bf16 ? 'bf16 (norms f32)' : 'f32';
+  return {
+    method: o.method,
+    batch: o.batch,
+    seq: o.seq,
+    r: o.method === 'full' ? null : o.r,
+    target_modules: o.method === 'full' ? null : targets,
+    gradient_checkpointing: o.gradientCheckpointing,
+    matmul_dtype: o.method === 'qlora' ? (o.computeDtype ?? ESTIMATE_DEFAULTS.computeDtype) : o.bf16 ? 'bf16' : 'f32',
+    base_weights: base,
+    trainable_dtype: 'f32 (master weights)',
+    optimizer: 'AdamW: m and v in f32',
+    lora_dropout: 0,
+    dense_f32_bytes: denseBytes,
+    measured_as: 'process peak RSS (ftune bench peak_rss_mib); runtime is node + addon',
+  };
+}
