@@ -60,7 +60,7 @@ export interface MemoryEstimate {
  * addon (measured: `ftune bench --preset tiny` peak RSS minus its accounted bytes is
  * 81-88 MiB on Node 20 / x86-64 Linux).
  */
-export const RUNTIME_BYTES = 86 * 2 ** 20;
+export const RUNTIME_BYTES = 66 * 2 ** 20;
 
 /** Blocks of this size or more come from the caching pool (native/src/pool.cc POOL_MIN). */
 const POOL_MIN = 256 * 1024;
@@ -132,21 +132,15 @@ function workspaceBytes(d: Dims, o: EstimateOptions): number {
 }
 
 /**
- * Memory freed into the pool before the peak in sizes no later tensor asks for (RSS-only):
- * full: the model's own weight tensors, emptied into the flat parameter buffer
- * (train/params.ts FlatParams); bf16 base: the f32 weights it was cast from; qlora: one
- * dense f32 matrix per linear shape, quantized at load; bf16 matmuls: the bf16 casts of
- * each linear's output gradient (and input, for full) that backward keeps to the step's end.
+ * Memory held in the caching pool or kept alive at the peak beyond the live tensors
+ * (RSS-only). Blocks freed while the model is built (weights moved into the flat
+ * parameter buffer, f32 sources of a bf16 or 4-bit base) are handed back to the system
+ * when FlatParams is built (train/params.ts trims the pool), so only the bf16 casts of
+ * each linear's output gradient (and input, for full) that backward keeps to the step's
+ * end remain.
  */
-function allocatorCache(d: Dims, o: EstimateOptions, cfg: LlamaConfig): number {
-  const weightBlocks = d.l * d.lin.reduce((n, s) => n + cached(s.out * s.in * F32), 0) + cached(d.v * d.c * F32) * (cfg.tieWordEmbeddings ? 1 : 2);
+function allocatorCache(d: Dims, o: EstimateOptions): number {
   let bytes = 0;
-  if (o.method === 'full') bytes += weightBlocks - (o.gradientCheckpointing ? 0 : cached(d.v * d.c * F32)); // the head's dW reuses one
-  if (o.method === 'lora' && o.bf16) bytes += weightBlocks;
-  if (o.method === 'qlora') {
-    const shapes = new Set(d.lin.map((s) => s.out * s.in));
-    for (const n of shapes) bytes += cached(n * F32);
-  }
   if (o.bf16 && !o.gradientCheckpointing) {
     // Checkpointed layers free these at the end of each layer's recomputation instead.
     const recorded = o.method === 'qlora' ? d.lin.filter((s) => d.targets.includes(s.name)) : d.lin;
@@ -185,7 +179,7 @@ export function estimateMemory(cfg: LlamaConfig, opts: EstimateOptions): MemoryE
     optimizer: 2 * trainable * F32,
     activations: act,
     workspace: workspaceBytes(d, o),
-    allocatorCache: allocatorCache(d, o, cfg) + cacheAtPeak,
+    allocatorCache: allocatorCache(d, o) + cacheAtPeak,
     total: 0,
   };
   bytes.total = bytes.runtime + bytes.weights + bytes.lora + bytes.grads + bytes.optimizer + bytes.activations + bytes.workspace + bytes.allocatorCache;

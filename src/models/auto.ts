@@ -3,6 +3,7 @@
 import { join } from 'node:path';
 import type { Backend } from '../backend/backend.js';
 import { nativeBackend } from '../backend/index.js';
+import { native } from '../backend/native/addon.js';
 import { ConfigError, FormatError } from '../errors.js';
 import type { GenerationDefaults } from '../generate/generate.js';
 import type { LlamaForCausalLM } from './llama/model.js';
@@ -82,6 +83,7 @@ export const AutoModelForCausalLM = {
       model.generationConfig = readGenerationConfig(dir);
       model.nameOrPath = nameOrDir;
       model.quantizationConfig = bnb;
+      native().trimPool(); // temporaries of the load (file-dtype copies, dense weights before quantizing)
       return model;
     } finally {
       close();

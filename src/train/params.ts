@@ -4,6 +4,7 @@
 import type { Backend, FTensor } from '../backend/backend.js';
 import { ConfigError } from '../errors.js';
 import { Tensor } from '../tensor/tensor.js';
+import { native } from '../backend/native/addon.js';
 
 export class FlatParams {
   readonly names: readonly string[];
@@ -42,6 +43,10 @@ export class FlatParams {
       if (!noDecay(this.names[i] ?? '')) decay = offset;
     });
     this.decayCount = decay;
+    // The tensors just emptied into the flat buffers (and whatever building the model
+    // freed: f32 sources of bf16 or 4-bit weights) sit in the caching pool in sizes no
+    // training step asks for again: give them back to the system.
+    native().trimPool();
   }
 
   get count(): number {

@@ -10,20 +10,10 @@ export interface RandAddon {
   randNormalF32(out: Float32Array, n: number, seed: number, std: number): number;
 }
 
-/** The rand exports of the loaded addon (NativeAddon does not list them yet). */
-function randAddon(): RandAddon {
-  const addon: object = native();
-  if (!('randNormalF32' in addon) || typeof addon.randNormalF32 !== 'function') {
-    throw new ShapeError('the native addon has no randNormalF32', 'rebuild the addon: npm run install');
-  }
-  const fill = addon.randNormalF32 as RandAddon['randNormalF32'];
-  return { randNormalF32: (out, n, seed, std) => fill.call(addon, out, n, seed, std) };
-}
-
 /** Fills t (f32, any shape) with std * N(0, 1) from `seed` (same values for any thread count). */
 // t (...) f32 -> t, filled in place
 export function fillNormal(t: Tensor<'f32'>, seed: number, std: number): Tensor<'f32'> {
   if (!Number.isSafeInteger(seed) || seed < 0) throw new ShapeError(`fillNormal: seed ${seed} must be a non-negative safe integer`);
-  check(randAddon().randNormalF32(t.data, t.size, seed, std), 'rand_normal_f32');
+  check(native().randNormalF32(t.data, t.size, seed, std), 'rand_normal_f32');
   return t;
 }

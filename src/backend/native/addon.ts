@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { ConfigError, NativeError } from '../../errors.js';
 import type { GemmAddon } from './addon-gemm.js';
 import type { OpsAddon } from './addon-ops.js';
+import type { RandAddon } from './addon-rand.js';
 import type { GradAddon } from './addon-grad.js';
 import type { QuantAddon } from './addon-quant.js';
 
@@ -28,7 +29,7 @@ export interface CoreAddon {
   nativeBytes(): { live: number; peak: number; cached: number };
 }
 
-export type NativeAddon = CoreAddon & GemmAddon & OpsAddon & GradAddon & QuantAddon;
+export type NativeAddon = CoreAddon & GemmAddon & OpsAddon & RandAddon & GradAddon & QuantAddon;
 
 /** Status codes of native/src/ftune.h. */
 const STATUS: Record<number, string> = {
