@@ -1,10 +1,11 @@
 // Tokenizer: HF tokenizer.json + tokenizer_config.json through @huggingface/tokenizers,
 // with transformers' naming (AutoTokenizer.fromPretrained, encode/decode, special-token
 // ids) and chat templates rendered by @huggingface/jinja (see chat-template.ts).
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
-import { ConfigError, FormatError, IoError } from '../errors.js';
+import { ConfigError, FormatError } from '../errors.js';
+import { readUtf8File } from '../io/text-file.js';
 import {
   chatTemplateOf, renderChatTemplate, specialTokenStrings,
   type ChatMessage, type ToolSpec,
@@ -41,12 +42,7 @@ function isObject(v: unknown): v is JsonObject {
 
 /** Read and parse a JSON object file, with FormatError/IoError naming the file. */
 export function readJsonObject(path: string): JsonObject {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new IoError(`cannot read ${path}: ${(e as Error).message}`, 'check that the file exists and is readable');
-  }
+  const text = readUtf8File(path, 'check that the file exists and is readable');
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -155,7 +151,7 @@ export class Tokenizer {
     }
     const opt = (name: string): JsonObject => (existsSync(join(dir, name)) ? readJsonObject(join(dir, name)) : {});
     const tplPath = join(dir, 'chat_template.jinja');
-    const template = existsSync(tplPath) ? readFileSync(tplPath, 'utf8') : undefined;
+    const template = existsSync(tplPath) ? readUtf8File(tplPath) : undefined;
     const tokenizer = new Tokenizer(readJsonObject(tokPath), opt('tokenizer_config.json'), opt('special_tokens_map.json'), tokPath, template);
     tokenizer.dir = dir;
     return tokenizer;
