@@ -54,6 +54,9 @@ export function readJsonObject(path: string): JsonObject {
   return value;
 }
 
+/** The tokenizer models of HF tokenizers (tokenizers/src/models/mod.rs). */
+const MODEL_TYPES = ['BPE', 'WordPiece', 'WordLevel', 'Unigram'];
+
 /** Check the fields of tokenizer.json that the library needs, naming the bad one. */
 function validateTokenizerJson(json: JsonObject, file: string): void {
   const model = json['model'];
@@ -64,6 +67,11 @@ function validateTokenizerJson(json: JsonObject, file: string): void {
   if (typeof model['type'] !== 'string' && !isObject(model['vocab']) && !Array.isArray(model['vocab'])) {
     throw new FormatError(`${file}: field "model.type" is missing and "model.vocab" is not a vocabulary`,
       're-save the tokenizer with a recent `tokenizers` version');
+  }
+  const type = model['type'];
+  if (typeof type === 'string' && !MODEL_TYPES.includes(type)) {
+    throw new FormatError(`${file}: field "model.type" is ${JSON.stringify(type)}, not one of ${MODEL_TYPES.join(', ')}`,
+      'the file is corrupt or from a newer tokenizers version; re-download or re-save it');
   }
   if (!isObject(model['vocab']) && !Array.isArray(model['vocab'])) {
     throw new FormatError(`${file}: field "model.vocab" is missing or not an object/array`, 're-download tokenizer.json');
