@@ -25,6 +25,13 @@ double num_field(const Napi::Object& o, const char* name) {
   return v.As<Napi::Number>().DoubleValue();
 }
 
+// An integer field; N-API's Int64Value maps NaN to 0 and clamps out-of-range values (no UB).
+int64_t int_field(const Napi::Object& o, const char* name) {
+  Napi::Value v = o.Get(name);
+  if (!v.IsNumber()) throw Napi::TypeError::New(o.Env(), std::string("weight field ") + name + " must be a number");
+  return v.As<Napi::Number>().Int64Value();
+}
+
 // {codes, map, absmax?, nestedCodes?, nestedAbsmax?, nestedMap?, offset, N, K, blocksize, nestedBlocksize}
 q4_weight weight_arg(const Napi::CallbackInfo& info, size_t i) {
   if (!info[i].IsObject()) throw Napi::TypeError::New(info.Env(), "argument " + std::to_string(i) + " must be a weight object");
@@ -33,8 +40,8 @@ q4_weight weight_arg(const Napi::CallbackInfo& info, size_t i) {
   View<float> map = field<float, napi_float32_array>(o, "map"), absmax = field<float, napi_float32_array>(o, "absmax");
   View<float> na = field<float, napi_float32_array>(o, "nestedAbsmax"), nm = field<float, napi_float32_array>(o, "nestedMap");
   return q4_weight{codes.p, codes.n, map.p, map.n, absmax.p, absmax.n, qa.p, qa.n, na.p, na.n, nm.p, nm.n,
-                   (float)num_field(o, "offset"), (int64_t)num_field(o, "N"), (int64_t)num_field(o, "K"),
-                   (int64_t)num_field(o, "blocksize"), (int64_t)num_field(o, "nestedBlocksize")};
+                   (float)num_field(o, "offset"), int_field(o, "N"), int_field(o, "K"),
+                   int_field(o, "blocksize"), int_field(o, "nestedBlocksize")};
 }
 
 // A Float32Array (f32) or Uint16Array (bf16 patterns) argument.

@@ -37,7 +37,8 @@ ft_status check_quantize(size_t nw, size_t ncodes, size_t nabsmax, int64_t n, in
 
 // Checks every array of w against its dims.
 ft_status check_weight(const q4_weight& w) {
-  if (w.N < 0 || w.K < 0 || w.N >= LIM || w.K >= LIM || w.N * w.K >= LIM || !q4_valid_blocksize(w.blocksize)) return FT_ERR_ARG;
+  // N * K is formed only once both are below 2^40 and K <= LIM / N, so it cannot overflow.
+  if (w.N < 0 || w.K < 0 || w.N >= LIM || w.K >= LIM || (w.N > 0 && w.K >= LIM / w.N) || !q4_valid_blocksize(w.blocksize)) return FT_ERR_ARG;
   const int64_t n = w.N * w.K;
   const size_t blocks = blocks_of(n, w.blocksize);
   if (!w.codes || !ft_fits(w.ncodes, (size_t)((n + 1) / 2)) || !w.map || !ft_fits(w.nmap, 16)) return FT_ERR_SIZE;
@@ -144,7 +145,7 @@ ft_status q4_linear(const q4_weight& w, const void* x, size_t nx, bool bf16, con
                     size_t ny, int64_t M) {
   ft_status s = check_weight(w);
   if (s != FT_OK) return s;
-  if (M < 0 || M >= LIM) return FT_ERR_ARG;
+  if (M < 0 || M >= LIM || (M > 0 && (w.K >= LIM / M || w.N >= LIM / M))) return FT_ERR_ARG;
   if (!ft_fits(nx, (size_t)(M * w.K)) || !ft_fits(ny, (size_t)(M * w.N)) || (bias && !ft_fits(nbias, (size_t)w.N))) return FT_ERR_SIZE;
   const ft_isa isa = ft_active_isa();
   const bool dp = isa == FT_ISA_AVX512 && ft_cpu_has_avx512bf16();
@@ -162,7 +163,7 @@ ft_status q4_linear(const q4_weight& w, const void* x, size_t nx, bool bf16, con
 ft_status q4_linear_bwd(const q4_weight& w, const void* dy, size_t ndy, bool bf16, float* dx, size_t ndx, int64_t M) {
   ft_status s = check_weight(w);
   if (s != FT_OK) return s;
-  if (M < 0 || M >= LIM) return FT_ERR_ARG;
+  if (M < 0 || M >= LIM || (M > 0 && (w.K >= LIM / M || w.N >= LIM / M))) return FT_ERR_ARG;
   if (!ft_fits(ndy, (size_t)(M * w.N)) || !ft_fits(ndx, (size_t)(M * w.K))) return FT_ERR_SIZE;
   const ft_isa isa = ft_active_isa();
   if (isa == FT_ISA_SCALAR) return q4_linear_bwd_ref(w, dy, bf16, dx, M);

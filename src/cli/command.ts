@@ -1,9 +1,9 @@
 // The shape of a CLI subcommand: typed flags with help text next to each, parsed with
 // node:util parseArgs; `ftune <cmd> --help` is generated from the same table.
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError } from '../errors.js';
+import { readUtf8File } from '../io/text-file.js';
 
 export interface Flag {
   type: 'string' | 'boolean';
@@ -80,7 +80,7 @@ export function numberFlag(values: FlagValues, cmd: string, name: string, allowe
 export function readConfigFile(cmd: Command, path: string): FlagValues {
   let parsed: unknown;
   try {
-    const text = readFileSync(path, 'utf8');
+    const text = readUtf8File(path);
     parsed = path.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
   } catch (e) {
     throw new ConfigError(`--config ${path}: ${(e as Error).message}`, 'pass a readable YAML or JSON file whose keys are flag names (e.g. "lr: 2e-4")');

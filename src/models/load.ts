@@ -1,10 +1,11 @@
 // Loading HF checkpoint directories into a model: config.json picks the family from the
 // registry, tensors are read one at a time from safetensors (single or sharded) and
 // converted to the requested dtype, so peak memory stays near the model's own size.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import type { Backend } from '../backend/backend.js';
-import { FormatError, IoError } from '../errors.js';
+import { FormatError } from '../errors.js';
 import { CheckpointDir } from '../io/checkpoint-dir.js';
+import { readUtf8File } from '../io/text-file.js';
 import type { SafetensorsDType } from '../io/safetensors.js';
 import { Tensor } from '../tensor/tensor.js';
 import type { DType } from '../tensor/dtype.js';
@@ -20,12 +21,7 @@ export type WeightDType = 'f32' | 'bf16';
 const FILE_DTYPES: Partial<Record<SafetensorsDType, DType>> = { F32: 'f32', BF16: 'bf16', F16: 'f16' };
 
 export function readJson(path: string): unknown {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new IoError(`cannot read ${path}: ${(e as Error).message}`, 'check the path; a model directory holds config.json and model.safetensors');
-  }
+  const text = readUtf8File(path, 'check the path; a model directory holds config.json and model.safetensors');
   try {
     return JSON.parse(text);
   } catch (e) {

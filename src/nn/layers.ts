@@ -4,6 +4,7 @@ import type { FTensor } from '../backend/backend.js';
 import type { Ops } from '../autograd/ops.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { Module } from './module.js';
+import { ShapeError } from '../errors.js';
 
 /** Anything that maps (M, K) to (M, N): a dense Linear, a 4-bit Linear4bit, a LoRA wrapper. */
 export interface LinearLayer extends Module {
@@ -41,6 +42,15 @@ export class Embedding extends Module {
   }
   // ids (N) -> (N, C)
   forward(ops: Ops, ids: Tensor<'i32'>): FTensor {
+    // A tokenizer larger than the embedding (config.json vocab_size) fails here, at first use.
+    const v = this.weight.shape[0] ?? 0;
+    for (let i = 0; i < ids.data.length; i++) {
+      const id = ids.data[i] ?? 0;
+      if (id < 0 || id >= v) {
+        throw new ShapeError(`embedding: token id ${id} at position ${i} is outside the model's vocabulary [0, ${v}) (vocab_size ${v})`,
+          'the tokenizer does not match the model: its vocabulary is larger than config.json vocab_size; use the tokenizer saved with this model');
+      }
+    }
     return ops.embedding(ids, this.weight);
   }
 }

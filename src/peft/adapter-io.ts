@@ -3,10 +3,11 @@
 // adapter_model.safetensors with {"format": "pt"} metadata and keys
 // base_model.model.<path>.lora_A.weight [r, in] / .lora_B.weight [out, r] (adapter name
 // stripped, PEFT save_and_load.py). A non-default adapter lives in <dir>/<name>/.
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, FormatError } from '../errors.js';
 import { writeAllSync, writeFileAtomic } from '../io/atomic.js';
+import { readUtf8File } from '../io/text-file.js';
 import { SafetensorsFile, writeSafetensors, type SafetensorsDType, type TensorToWrite } from '../io/safetensors.js';
 import { Tensor } from '../tensor/tensor.js';
 import { scope } from '../tensor/scope.js';
@@ -108,9 +109,10 @@ function requireFile(dir: string, file: string, hint: string): string {
 /** Reads and checks <dir>/adapter_config.json. */
 export function readAdapterConfig(dir: string): LoraConfig {
   const path = requireFile(dir, ADAPTER_CONFIG_NAME, 'a PEFT adapter directory holds adapter_config.json and adapter_model.safetensors (saved with savePretrained)');
+  const text = readUtf8File(path);
   let json: unknown;
   try {
-    json = JSON.parse(readFileSync(path, 'utf8'));
+    json = JSON.parse(text);
   } catch (e) {
     throw new FormatError(`${path}: invalid JSON: ${(e as Error).message}`, 'fix or re-save the adapter');
   }

@@ -30,7 +30,7 @@ export const BNB_DEFAULTS: BitsAndBytesConfig = {
 /** The QLoRA paper's choice (Dettmers et al. 2023): NF4, double quantization, bf16 compute. */
 export const QLORA_PRESET: BitsAndBytesConfig = { ...BNB_DEFAULTS, loadIn4bit: true, bnb4bitQuantType: 'nf4', bnb4bitUseDoubleQuant: true, bnb4bitComputeDtype: 'bfloat16' };
 
-const BLOCKSIZES = [32, 64, 128, 256, 512, 1024, 2048, 4096];
+export const BLOCKSIZES = [32, 64, 128, 256, 512, 1024, 2048, 4096];
 
 /** `BitsAndBytesConfig({ ... })`: Transformers' defaults, validated. */
 export function BitsAndBytesConfig(opts: Partial<BitsAndBytesConfig> = {}): BitsAndBytesConfig {

@@ -10,6 +10,7 @@ import { PyFloat, pyJsonDumpsCompact } from '../io/py-json.js';
 import type { TensorToWrite } from '../io/safetensors.js';
 import { Tensor } from '../tensor/tensor.js';
 import type { Quant4Weight } from './types.js';
+import { BLOCKSIZES } from './config.js';
 
 function bytes(t: Tensor): Uint8Array {
   const d = t.data;
@@ -66,12 +67,24 @@ function readTensor<D extends 'u8' | 'f32'>(ckpt: CheckpointDir, name: string, d
   return t;
 }
 
-/** A small f32 table (quant_map) as a plain array. */
-function readTable(ckpt: CheckpointDir, name: string, file: string): Float32Array {
+/** A small f32 table (quant_map) of `count` values as a plain array. */
+function readTable(ckpt: CheckpointDir, name: string, file: string, count: number): Float32Array {
   const t = readTensor(ckpt, name, 'f32', file);
+  if (t.size !== count) {
+    t.release();
+    throw new FormatError(`${file}: ${name} holds ${t.size} values, expected ${count}`, 'the checkpoint is corrupt; re-quantize the model');
+  }
   const out = Float32Array.from(t.data);
   t.release();
   return out;
+}
+
+/** A positive-integer (blocksize) or finite (offset) number field of the quant state, or its default. */
+function nestedNumber(state: Record<string, unknown>, key: string, fallback: number, stateName: string, file: string): number {
+  const v = state[key] ?? fallback;
+  const ok = typeof v === 'number' && Number.isFinite(v) && (key !== 'nested_blocksize' || (Number.isInteger(v) && v > 0 && v <= 1 << 20));
+  if (!ok) throw new FormatError(`${file}: ${stateName} has an invalid ${key} (${JSON.stringify(v)})`, 'the checkpoint is corrupt; re-quantize the model');
+  return v;
 }
 
 /** Reads the 4-bit weight of linear layer `prefix` with shape (N, K) from a checkpoint. */
@@ -80,22 +93,28 @@ export function readQuantWeight(ckpt: CheckpointDir, prefix: string, shape: [num
   const type = ckpt.has(`${w}.quant_state.bitsandbytes__nf4`) ? 'nf4' : 'fp4';
   const stateName = `${w}.quant_state.bitsandbytes__${type}`;
   const file = ckpt.info(stateName).file;
-  let state: Record<string, unknown>;
+  let parsed: unknown;
   try {
-    state = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(ckpt.read(stateName))) as Record<string, unknown>;
+    parsed = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(ckpt.read(stateName)));
   } catch (e) {
     throw new FormatError(`${file}: ${stateName} is not valid JSON: ${(e as Error).message}`, 'the checkpoint is corrupt; re-quantize the model');
   }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new FormatError(`${file}: ${stateName} is not a JSON object`, 'the checkpoint is corrupt; re-quantize the model');
+  }
+  const state = parsed as Record<string, unknown>;
   const stShape = state['shape'];
   if (!Array.isArray(stShape) || stShape[0] !== shape[0] || stShape[1] !== shape[1]) {
     throw new FormatError(`${file}: ${prefix} quant_state shape ${JSON.stringify(stShape)} does not match config.json's [${shape.join(', ')}]`, 'the weights do not match config.json');
   }
   const blocksize = state['blocksize'];
-  if (typeof blocksize !== 'number' || !Number.isInteger(blocksize) || blocksize < 1) throw new FormatError(`${file}: ${stateName} has no valid blocksize`, 'the checkpoint is corrupt');
+  if (typeof blocksize !== 'number' || !BLOCKSIZES.includes(blocksize)) {
+    throw new FormatError(`${file}: ${stateName} has no valid blocksize (${JSON.stringify(blocksize)})`, `the checkpoint is corrupt; blocksize is one of ${BLOCKSIZES.join(', ')}`);
+  }
   const n = shape[0] * shape[1];
   const codes = readTensor(ckpt, w, 'u8', file);
   if (codes.size !== Math.ceil(n / 2)) throw new FormatError(`${file}: ${w} holds ${codes.size} bytes, a [${shape.join(', ')}] 4-bit weight needs ${Math.ceil(n / 2)}`, 'the checkpoint is corrupt');
-  const quantMap = readTable(ckpt, `${w}.quant_map`, file);
+  const quantMap = readTable(ckpt, `${w}.quant_map`, file, 16);
   const blocks = Math.ceil(n / blocksize);
   const nested = ckpt.has(`${w}.nested_absmax`);
   const q: Quant4Weight = {
@@ -105,13 +124,16 @@ export function readQuantWeight(ckpt: CheckpointDir, prefix: string, shape: [num
       ? {
           codes: readTensor(ckpt, `${w}.absmax`, 'u8', file),
           absmax: readTensor(ckpt, `${w}.nested_absmax`, 'f32', file),
-          quantMap: readTable(ckpt, `${w}.nested_quant_map`, file),
-          offset: Number(state['nested_offset'] ?? 0),
-          blocksize: Number(state['nested_blocksize'] ?? 256),
+          quantMap: readTable(ckpt, `${w}.nested_quant_map`, file, 256),
+          offset: nestedNumber(state, 'nested_offset', 0, stateName, file),
+          blocksize: nestedNumber(state, 'nested_blocksize', 256, stateName, file),
         }
       : undefined,
   };
   const absCount = q.nested?.codes.size ?? q.absmax?.size ?? 0;
   if (absCount !== blocks) throw new FormatError(`${file}: ${w}.absmax holds ${absCount} values, blocksize ${blocksize} needs ${blocks}`, 'the checkpoint is corrupt');
+  if (q.nested !== undefined && q.nested.absmax.size !== Math.ceil(blocks / q.nested.blocksize)) {
+    throw new FormatError(`${file}: ${w}.nested_absmax holds ${q.nested.absmax.size} values, nested_blocksize ${q.nested.blocksize} needs ${Math.ceil(blocks / q.nested.blocksize)}`, 'the checkpoint is corrupt');
+  }
   return q;
 }

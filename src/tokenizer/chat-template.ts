@@ -51,8 +51,13 @@ export function specialTokenStrings(
 ): Record<string, string> {
   const out: Record<string, string> = {};
   for (const key of SPECIAL_TOKEN_KEYS) {
-    const value = tokenContent(key in config ? config[key] : specialTokensMap[key]);
+    const raw = key in config ? config[key] : specialTokensMap[key];
+    const value = tokenContent(raw);
     if (value !== undefined) out[key] = value;
+    else if (raw !== undefined && raw !== null) {
+      throw new FormatError(`${key in config ? 'tokenizer_config.json' : 'special_tokens_map.json'}: field "${key}" is ${JSON.stringify(raw)}, not a token string or {"content": "..."}`,
+        `fix "${key}" in the file (e.g. "${key}": "</s>") or set it to null`);
+    }
   }
   return out;
 }

@@ -1,11 +1,12 @@
 // Tokenizer: HF tokenizer.json + tokenizer_config.json through @huggingface/tokenizers,
 // with transformers' naming (AutoTokenizer.fromPretrained, encode/decode, special-token
 // ids) and chat templates rendered by @huggingface/jinja (see chat-template.ts).
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
-import { ConfigError, FormatError, IoError } from '../errors.js';
+import { ConfigError, FormatError } from '../errors.js';
 import { resolvePretrained, resolvePretrainedSync, type HubOptions } from '../io/hub.js';
+import { readUtf8File } from '../io/text-file.js';
 import {
   chatTemplateOf, renderChatTemplate, specialTokenStrings,
   type ChatMessage, type ToolSpec,
@@ -42,12 +43,7 @@ function isObject(v: unknown): v is JsonObject {
 
 /** Read and parse a JSON object file, with FormatError/IoError naming the file. */
 export function readJsonObject(path: string): JsonObject {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new IoError(`cannot read ${path}: ${(e as Error).message}`, 'check that the file exists and is readable');
-  }
+  const text = readUtf8File(path, 'check that the file exists and is readable');
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -59,6 +55,9 @@ export function readJsonObject(path: string): JsonObject {
   return value;
 }
 
+/** The tokenizer models of HF tokenizers (tokenizers/src/models/mod.rs). */
+const MODEL_TYPES = ['BPE', 'WordPiece', 'WordLevel', 'Unigram'];
+
 /** Check the fields of tokenizer.json that the library needs, naming the bad one. */
 function validateTokenizerJson(json: JsonObject, file: string): void {
   const model = json['model'];
@@ -69,6 +68,11 @@ function validateTokenizerJson(json: JsonObject, file: string): void {
   if (typeof model['type'] !== 'string' && !isObject(model['vocab']) && !Array.isArray(model['vocab'])) {
     throw new FormatError(`${file}: field "model.type" is missing and "model.vocab" is not a vocabulary`,
       're-save the tokenizer with a recent `tokenizers` version');
+  }
+  const type = model['type'];
+  if (typeof type === 'string' && !MODEL_TYPES.includes(type)) {
+    throw new FormatError(`${file}: field "model.type" is ${JSON.stringify(type)}, not one of ${MODEL_TYPES.join(', ')}`,
+      'the file is corrupt or from a newer tokenizers version; re-download or re-save it');
   }
   if (!isObject(model['vocab']) && !Array.isArray(model['vocab'])) {
     throw new FormatError(`${file}: field "model.vocab" is missing or not an object/array`, 're-download tokenizer.json');
@@ -156,7 +160,7 @@ export class Tokenizer {
     }
     const opt = (name: string): JsonObject => (existsSync(join(dir, name)) ? readJsonObject(join(dir, name)) : {});
     const tplPath = join(dir, 'chat_template.jinja');
-    const template = existsSync(tplPath) ? readFileSync(tplPath, 'utf8') : undefined;
+    const template = existsSync(tplPath) ? readUtf8File(tplPath) : undefined;
     const tokenizer = new Tokenizer(readJsonObject(tokPath), opt('tokenizer_config.json'), opt('special_tokens_map.json'), tokPath, template);
     tokenizer.dir = dir;
     return tokenizer;
