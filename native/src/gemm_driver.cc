@@ -158,7 +158,11 @@ void pack_bf16_pairs(const Src& s, int64_t r0, int64_t nr, int64_t R, int64_t k0
 
 void pack_panel(const gemm_kernel& g, const Src& s, int64_t r0, int64_t nr, int64_t R, int64_t k0, int64_t kc,
                 void* dst) {
-  if (g.kpair == 2) pack_bf16_pairs(s, r0, nr, R, k0, kc, (uint16_t*)dst);
+  if (g.kpair == 2 && s.type == GEMM_SRC_F32_BF16 && g.pack_f32_bf16 && (s.rs == 1 || s.ks == 1)) {
+    const int64_t kcp = round_up(kc, 2);
+    if (nr < R || kcp != kc) std::memset(dst, 0, (size_t)(kcp * R) * 2);
+    g.pack_f32_bf16((const float*)s.base + r0 * s.rs + k0 * s.ks, s.rs, s.ks, nr, R, kc, (uint16_t*)dst);
+  } else if (g.kpair == 2) pack_bf16_pairs(s, r0, nr, R, k0, kc, (uint16_t*)dst);
   else pack_f32(s, r0, nr, R, k0, kc, (float*)dst);
 }
 
