@@ -1,7 +1,7 @@
 // Typed errors. Every error ftune raises is one of these; each message ends with a
 // "hint:" line telling the user what to do (STYLE.md rule 10).
 
-export type ErrorKind = 'FormatError' | 'ShapeError' | 'ConfigError' | 'NativeError' | 'IoError';
+export type ErrorKind = 'FormatError' | 'ShapeError' | 'ConfigError' | 'NativeError' | 'IoError' | 'NumericalError';
 
 export class FtuneError extends Error {
   readonly hint: string;
@@ -47,5 +47,20 @@ export class NativeError extends FtuneError {
 export class IoError extends FtuneError {
   constructor(message: string, hint: string) {
     super('IoError', message, hint);
+  }
+}
+
+/**
+ * Training produced a non-finite number (NaN or infinity) in the loss, a gradient or a
+ * weight. `step` is the optimizer step that failed (1-based, as logged); `tensor` names
+ * the first parameter holding a non-finite value ("loss" when only the loss is).
+ */
+export class NumericalError extends FtuneError {
+  readonly step: number;
+  readonly tensor: string;
+  constructor(message: string, step: number, tensor: string, hint: string) {
+    super('NumericalError', message, hint);
+    this.step = step;
+    this.tensor = tensor;
   }
 }

@@ -25,3 +25,4 @@ export { Tape } from './autograd/tape.js';
 export { BitsAndBytesConfig, QLORA_PRESET } from './quant/config.js';
 export { Linear4bit } from './nn/linear4bit.js';
 export type { Quant4Weight, QuantType } from './quant/types.js';
+export { snapshotDownload, resolvePretrained, resolvePretrainedSync, type HubOptions, type DownloadProgress } from './io/hub.js';

@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 #include "gemm.h"
+#include "pool.h"
 #include "quant.h"
 
 namespace {
@@ -210,11 +211,11 @@ ft_status run_blocked(const gemm_kernel& g, const Src& sa, const Src& sb, const 
   const bool split_m = tiles >= 4 * T || tiles >= nc_max / NR;
 
   const size_t b_bytes = (size_t)(nc_max * kc_max * es), a_bytes = (size_t)(mc_max * kc_max * es);
-  char* bpack = (char*)std::aligned_alloc(64, round_up((int64_t)b_bytes, 64));
-  char* apack = (char*)std::aligned_alloc(64, round_up((int64_t)a_bytes, 64) * T);
+  char* bpack = (char*)ft_aligned_alloc(round_up((int64_t)b_bytes, 64));
+  char* apack = (char*)ft_aligned_alloc(round_up((int64_t)a_bytes, 64) * T);
   if (!bpack || !apack) {
-    std::free(bpack);
-    std::free(apack);
+    ft_aligned_free(bpack);
+    ft_aligned_free(apack);
     return FT_ERR_ALLOC;
   }
   if (bias) {  // after the allocations, so a failed call leaves c untouched
@@ -266,8 +267,8 @@ ft_status run_blocked(const gemm_kernel& g, const Src& sa, const Src& sb, const 
       }
     }
   }
-  std::free(bpack);
-  std::free(apack);
+  ft_aligned_free(bpack);
+  ft_aligned_free(apack);
   return FT_OK;
 }
 

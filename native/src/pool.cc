@@ -5,6 +5,7 @@
 // twice the peak working set and, in steady-state training, near the peak itself.
 #include "pool.h"
 #include <malloc.h>
+#include <cstdint>
 #include <cstdlib>
 #include <mutex>
 #include <unordered_map>
@@ -30,8 +31,22 @@ Pool& pool() {
 
 }  // namespace
 
+void* ft_aligned_alloc(size_t bytes) {
+  void* raw = std::malloc(bytes + 64);
+  if (raw == nullptr) return nullptr;
+  // malloc aligns to 16, so there are at least 16 bytes before the aligned address to
+  // remember the raw pointer in.
+  uintptr_t aligned = ((uintptr_t)raw + 64) & ~(uintptr_t)63;
+  ((void**)aligned)[-1] = raw;
+  return (void*)aligned;
+}
+
+void ft_aligned_free(void* p) {
+  if (p != nullptr) std::free(((void**)p)[-1]);
+}
+
 void* pool_get(size_t bytes) {
-  if (bytes < POOL_MIN) return std::aligned_alloc(64, bytes);
+  if (bytes < POOL_MIN) return ft_aligned_alloc(bytes);
   Pool& p = pool();
   {
     std::lock_guard<std::mutex> lock(p.mu);
@@ -45,11 +60,11 @@ void* pool_get(size_t bytes) {
       return b;
     }
   }
-  void* b = std::aligned_alloc(64, bytes);
+  void* b = ft_aligned_alloc(bytes);
   if (b == nullptr) {
     // Out of memory: give the cache back to the system and try once more.
     pool_trim();
-    b = std::aligned_alloc(64, bytes);
+    b = ft_aligned_alloc(bytes);
     if (b == nullptr) {
       std::lock_guard<std::mutex> lock(p.mu);
       p.live -= bytes;
@@ -60,7 +75,7 @@ void* pool_get(size_t bytes) {
 
 void pool_put(void* b, size_t bytes) {
   if (bytes < POOL_MIN) {
-    std::free(b);
+    ft_aligned_free(b);
     return;
   }
   Pool& p = pool();
@@ -73,7 +88,7 @@ void pool_put(void* b, size_t bytes) {
       return;
     }
   }
-  std::free(b);
+  ft_aligned_free(b);
 }
 
 size_t pool_trim() {
@@ -89,7 +104,7 @@ size_t pool_trim() {
     p.free.clear();
     p.cached = 0;
   }
-  for (void* b : blocks) std::free(b);
+  for (void* b : blocks) ft_aligned_free(b);
   return freed;
 }
 

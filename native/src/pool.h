@@ -13,3 +13,10 @@ void pool_put(void* p, size_t bytes);
 size_t pool_trim();
 // Bytes cached now (not live, still resident).
 size_t pool_cached();
+
+// 64-byte aligned malloc that glibc reuses cleanly: aligned_alloc/memalign requests
+// more than the block and splits it, so a freed block is never big enough for the next
+// identical request and the heap grows without bound. Over-allocating by 64 bytes keeps
+// every request the same size. Free with ft_aligned_free.
+void* ft_aligned_alloc(size_t bytes);
+void ft_aligned_free(void* p);

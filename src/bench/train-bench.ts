@@ -5,11 +5,10 @@ import { Ops } from '../autograd/ops.js';
 import { Tape } from '../autograd/tape.js';
 import { nativeBackend } from '../backend/index.js';
 import type { FTensor } from '../backend/backend.js';
-import { LlamaForCausalLM, type QuantSource, type WeightSource } from '../models/llama/model.js';
+import { LlamaForCausalLM } from '../models/llama/model.js';
 import { Linear4bit } from '../nn/linear4bit.js';
 import { getPeftModel } from '../peft/index.js';
 import type { BitsAndBytesConfig } from '../quant/config.js';
-import { persistQuant4 } from '../quant/types.js';
 import { memoryStats, resetPeak, type MemoryCategory } from '../tensor/memory.js';
 import { scope } from '../tensor/scope.js';
 import { Tensor } from '../tensor/tensor.js';
@@ -18,6 +17,7 @@ import { FlatParams } from '../train/params.js';
 import type { TrainableModel } from '../train/trainer.js';
 import { Rng } from '../util/rng.js';
 import { flopsPerToken, presetConfig, type Preset } from './presets.js';
+import { randomQuant, randomSource } from './random-weights.js';
 
 export interface TrainBenchOptions {
   preset: Preset;
@@ -40,33 +40,6 @@ const median = (xs: number[]): number => {
   const m = Math.floor(s.length / 2);
   return s.length % 2 === 1 ? s[m] ?? 0 : ((s[m - 1] ?? 0) + (s[m] ?? 0)) / 2;
 };
-
-/** Random weights, N(0, 0.02) like torch's init; norms 1. Frozen LoRA bases in bf16 with --bf16. */
-function randomSource(seed: number, baseDtype: 'f32' | 'bf16'): WeightSource {
-  const rng = new Rng(seed);
-  return (_name, shape, role) => {
-    const n = shape.reduce((a, b) => a * b, 1);
-    if (role === 'norm') return Tensor.from(shape, 'f32', new Float32Array(n).fill(1), 'weights');
-    const t = Tensor.from(shape, 'f32', rng.normals(n, 0.02), 'weights');
-    if (baseDtype === 'f32' || role === 'bias') return t;
-    const b = scope(() => nativeBackend.cast(t, 'bf16')).persist('weights');
-    t.release();
-    return b;
-  };
-}
-
-function randomQuant(seed: number, bnb: BitsAndBytesConfig): QuantSource {
-  const rng = new Rng(seed ^ 0x5bd1e995);
-  return {
-    computeDtype: bnb.bnb4bitComputeDtype === 'bfloat16' ? 'bf16' : 'f32',
-    weight: (_name, shape) => scope(() => {
-      const dense = Tensor.from(shape, 'f32', rng.normals(shape[0] * shape[1], 0.02), 'workspace');
-      const q = nativeBackend.quantize4bit(dense, { quantType: bnb.bnb4bitQuantType, blocksize: bnb.blocksize, doubleQuant: bnb.bnb4bitUseDoubleQuant });
-      dense.release();
-      return persistQuant4({ ...q, dtype: 'float32' });
-    }),
-  };
-}
 
 export function runTrainBench(o: TrainBenchOptions): Record<string, unknown> {
   const rss0 = process.memoryUsage().rss;

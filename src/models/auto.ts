@@ -8,6 +8,7 @@ import type { GenerationDefaults } from '../generate/generate.js';
 import type { LlamaForCausalLM } from './llama/model.js';
 import { checkpointSource, quantSourceFor, readJson, readJsonIfExists, type WeightDType } from './load.js';
 import { CheckpointDir } from '../io/checkpoint-dir.js';
+import { resolvePretrained, resolvePretrainedSync, type HubOptions } from '../io/hub.js';
 import { bnbConfigFromHf, type BitsAndBytesConfig } from '../quant/config.js';
 import { MODEL_FAMILIES } from './registry.js';
 
@@ -56,8 +57,12 @@ export function readGenerationConfig(dir: string): GenerationDefaults {
 }
 
 export const AutoModelForCausalLM = {
-  /** Loads an HF model directory (config.json + safetensors, single or sharded). */
-  fromPretrained(dir: string, opts: FromPretrainedOptions = {}): LlamaForCausalLM {
+  /**
+   * Loads an HF model directory (config.json + safetensors, single or sharded), or a Hub
+   * repo id (org/name[@rev]) already in the HF cache; fromPretrainedAsync downloads.
+   */
+  fromPretrained(nameOrDir: string, opts: FromPretrainedOptions = {}): LlamaForCausalLM {
+    const dir = resolvePretrainedSync(nameOrDir);
     const configPath = join(dir, 'config.json');
     const json = readJson(configPath);
     const type = (json as { model_type?: unknown } | null)?.model_type;
@@ -75,11 +80,15 @@ export const AutoModelForCausalLM = {
       const quant = bnb === undefined ? undefined : quantSourceFor(ckpt, backend, bnb, stored !== undefined && stored !== null);
       const model = family.create(config, source, backend, quant);
       model.generationConfig = readGenerationConfig(dir);
-      model.nameOrPath = dir;
+      model.nameOrPath = nameOrDir;
       model.quantizationConfig = bnb;
       return model;
     } finally {
       close();
     }
+  },
+  /** fromPretrained that first downloads a Hub repo id into the HF cache (io/hub.ts) when it is not there. */
+  async fromPretrainedAsync(nameOrDir: string, opts: FromPretrainedOptions & HubOptions = {}): Promise<LlamaForCausalLM> {
+    return AutoModelForCausalLM.fromPretrained(await resolvePretrained(nameOrDir, { ...opts, kind: 'model' }), opts);
   },
 };

@@ -1,9 +1,9 @@
 // Saving a model directory that Transformers and ftune both load: config.json,
 // model.safetensors (or shards + index past 5 GB) and generation_config.json, each
 // written atomically.
-import { mkdirSync, writeSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../io/atomic.js';
+import { writeAllSync, writeFileAtomic } from '../io/atomic.js';
 import { writeShardedCheckpoint } from '../io/checkpoint-dir.js';
 import type { TensorToWrite } from '../io/safetensors.js';
 import type { GenerationDefaults } from '../generate/generate.js';
@@ -26,7 +26,7 @@ interface SavableModel {
 const FILE_DTYPE = { f32: 'F32', bf16: 'BF16', f16: 'F16' } as const;
 
 export function writeJsonFile(path: string, value: unknown): void {
-  writeFileAtomic(path, (fd) => void writeSync(fd, `${JSON.stringify(value, null, 2)}\n`));
+  writeFileAtomic(path, (fd) => writeAllSync(fd, Buffer.from(`${JSON.stringify(value, null, 2)}\n`, 'utf8')));
 }
 
 /** The tensors of a model as safetensors entries (views of their storage, no copies). */

@@ -5,6 +5,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
 import { ConfigError, FormatError, IoError } from '../errors.js';
+import { resolvePretrained, resolvePretrainedSync, type HubOptions } from '../io/hub.js';
 import {
   chatTemplateOf, renderChatTemplate, specialTokenStrings,
   type ChatMessage, type ToolSpec,
@@ -227,11 +228,12 @@ export class Tokenizer {
 
 /** transformers-style entry point. */
 export const AutoTokenizer = {
-  /** Load from a local directory (Hub download is handled by io/hub before this). */
-  async fromPretrained(dir: string): Promise<Tokenizer> {
-    return Tokenizer.fromDir(dir);
+  /** From a local directory, or a Hub repo id (org/name[@rev]) downloaded into the HF cache when needed. */
+  async fromPretrained(nameOrDir: string, opts: HubOptions = {}): Promise<Tokenizer> {
+    return Tokenizer.fromDir(await resolvePretrained(nameOrDir, { ...opts, kind: 'tokenizer' }));
   },
-  fromPretrainedSync(dir: string): Tokenizer {
-    return Tokenizer.fromDir(dir);
+  /** From a local directory, or a Hub repo id already in the HF cache (never downloads). */
+  fromPretrainedSync(nameOrDir: string): Tokenizer {
+    return Tokenizer.fromDir(resolvePretrainedSync(nameOrDir, { kind: 'tokenizer' }));
   },
 };

@@ -1,11 +1,13 @@
 // Trainer checkpoints: outputDir/checkpoint-N/ holds the model or adapter (as its
 // savePretrained writes it), the optimizer state with the exact trainable values
 // (optimizer.safetensors: flat values, m, v), scheduler.json, rng_state.json,
-// trainer_state.json and training_args.json. A checkpoint is built under a temporary
-// name and renamed into place, so a killed run never leaves a partial checkpoint-N.
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+// trainer_state.json and training_args.json. A checkpoint is built under a hidden
+// temporary name, fsynced and renamed into place, and rotation retires a checkpoint by
+// renaming it away before deleting it, so a killed run never leaves a partial checkpoint-N.
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, FormatError } from '../errors.js';
+import { buildDirAtomic, removeDirAtomic } from '../io/atomic.js';
 import { SafetensorsFile, writeSafetensors } from '../io/safetensors.js';
 import { writeJsonFile } from '../models/save.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -31,22 +33,20 @@ export function saveCheckpoint(
   dir: string,
   parts: { saveModel: (dir: string) => void; optimizer: Optimizer; state: TrainerState; totals: RunTotals; args: TrainingArguments; schedule: object },
 ): void {
-  const tmp = `${dir}.tmp-${process.pid}`;
-  rmSync(tmp, { recursive: true, force: true });
-  mkdirSync(tmp, { recursive: true });
   const p = parts.optimizer.params;
-  parts.saveModel(tmp);
-  writeSafetensors(join(tmp, 'optimizer.safetensors'), [
-    { name: 'values', dtype: 'F32', shape: [p.count], data: bytesOf(p.values) },
-    { name: 'm', dtype: 'F32', shape: [p.count], data: bytesOf(p.m) },
-    { name: 'v', dtype: 'F32', shape: [p.count], data: bytesOf(p.v) },
-  ], { format: 'ftune', step: String(parts.optimizer.step), names: p.names.join(',') });
-  writeJsonFile(join(tmp, 'scheduler.json'), parts.schedule);
-  writeJsonFile(join(tmp, 'rng_state.json'), { seed: parts.args.seed, ...parts.totals });
-  writeJsonFile(join(tmp, 'training_args.json'), parts.args);
-  saveTrainerState(join(tmp, 'trainer_state.json'), parts.state);
-  rmSync(dir, { recursive: true, force: true });
-  renameSync(tmp, dir);
+  buildDirAtomic(dir, (tmp) => {
+    parts.saveModel(tmp);
+    writeSafetensors(join(tmp, 'optimizer.safetensors'), [
+      { name: 'values', dtype: 'F32', shape: [p.count], data: bytesOf(p.values) },
+      { name: 'm', dtype: 'F32', shape: [p.count], data: bytesOf(p.m) },
+      { name: 'v', dtype: 'F32', shape: [p.count], data: bytesOf(p.v) },
+    ], { format: 'ftune', step: String(parts.optimizer.step), names: p.names.join(',') });
+    writeJsonFile(join(tmp, 'scheduler.json'), parts.schedule);
+    writeJsonFile(join(tmp, 'rng_state.json'), { seed: parts.args.seed, ...parts.totals });
+    writeJsonFile(join(tmp, 'training_args.json'), parts.args);
+    // Written last: listCheckpoints only counts directories that hold it.
+    saveTrainerState(join(tmp, 'trainer_state.json'), parts.state);
+  }, { replace: true });
 }
 
 /** Restores trainable values, optimizer moments and step; returns the state and totals. */
@@ -103,7 +103,7 @@ export function rotateCheckpoints(outputDir: string, limit: number | undefined, 
   for (const c of all) {
     if (excess <= 0) break;
     if (c.dir === best) continue;
-    rmSync(c.dir, { recursive: true, force: true });
+    removeDirAtomic(c.dir);
     excess--;
   }
 }

@@ -1,7 +1,9 @@
 // Trainer: the Transformers training loop for ftune models. Full fine-tuning and LoRA
 // differ only in which parameters the model calls trainable; the loop, gradient
 // accumulation (token-weighted), clipping, schedules, evaluation, checkpoints with
-// exact resume, early stopping and best-model loading are shared.
+// exact resume, early stopping and best-model loading are shared. Non-finite losses,
+// gradients or weights stop training before they reach the optimizer or a checkpoint
+// (guards.ts); every save is atomic (io/atomic.ts, docs/crash-safety.md).
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Backend } from '../backend/backend.js';
@@ -10,6 +12,7 @@ import { Tape } from '../autograd/tape.js';
 import { DataLoader, padIdOf, type Batch, type Example } from '../data/index.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { copyTokenizerFiles } from '../tokenizer/files.js';
+import { publishInto, removeStaleTemps } from '../io/atomic.js';
 import { ConfigError } from '../errors.js';
 import { scope } from '../tensor/scope.js';
 import { Tensor } from '../tensor/tensor.js';
@@ -17,6 +20,7 @@ import { resolveTrainingArguments, type TrainingArguments } from './args.js';
 import type { TrainerCallback, TrainerControl } from './callbacks.js';
 import { listCheckpoints, loadCheckpoint, resolveResume, rotateCheckpoints, saveCheckpoint, type RunTotals } from './checkpoint.js';
 import { evaluateLoss } from './evaluate.js';
+import { checkStepFinite, checkWeightsFinite } from './guards.js';
 import { Optimizer } from './optim.js';
 import { FlatParams } from './params.js';
 import { lrMultiplier, warmupSteps, type ScheduleSpec } from './schedule.js';
@@ -104,7 +108,7 @@ export class Trainer {
     const totalSteps = a.maxSteps > 0 ? a.maxSteps : Math.ceil(a.numTrainEpochs * stepsPerEpoch);
     const epochs = a.maxSteps > 0 ? Math.ceil(a.maxSteps / stepsPerEpoch) : a.numTrainEpochs;
     const schedule: ScheduleSpec = { type: a.lrSchedulerType, warmupSteps: warmupSteps(a.warmupSteps, a.warmupRatio, totalSteps), totalSteps, minLrRate: a.minLrRate };
-    this.#params ??= new FlatParams(this.model.trainableParameters());
+    const params = (this.#params ??= new FlatParams(this.model.trainableParameters()));
     const optimizer = new Optimizer(this.#params, { name: a.optim, beta1: a.adamBeta1, beta2: a.adamBeta2, eps: a.adamEpsilon, weightDecay: a.weightDecay });
     let totals: RunTotals = { lossSinceLog: 0, stepsSinceLog: 0, lossTotal: 0, stepsTotal: 0 };
     this.state = this.#freshState(totalSteps, epochs);
@@ -116,6 +120,8 @@ export class Trainer {
     const control: TrainerControl = { shouldTrainingStop: false };
     for (const cb of this.callbacks) cb.onTrainBegin?.(this.state, control);
     mkdirSync(a.outputDir, { recursive: true });
+    // Temp files and half-built checkpoints of a killed earlier run (never under a final name).
+    removeStaleTemps(a.outputDir);
     const started = performance.now();
     const startStep = this.state.globalStep;
     let batches: Batch[] = [];
@@ -132,6 +138,7 @@ export class Trainer {
       const micro = batches.slice(within * a.gradientAccumulationSteps, (within + 1) * a.gradientAccumulationSteps);
       const t0 = performance.now();
       const { loss, gradNorm, tokens } = this.#step(micro, step);
+      checkStepFinite(step + 1, loss, gradNorm, params);
       const lr = a.learningRate * lrMultiplier(schedule, step);
       const clip = a.maxGradNorm > 0 && gradNorm > a.maxGradNorm ? a.maxGradNorm / (gradNorm + 1e-6) : 1;
       optimizer.update(backend, lr, clip);
@@ -159,6 +166,7 @@ export class Trainer {
     if (a.loadBestModelAtEnd && this.state.bestModelCheckpoint !== undefined) {
       loadCheckpoint(this.state.bestModelCheckpoint, optimizer);
     }
+    checkWeightsFinite(this.state.globalStep, params);
     const runtime = (performance.now() - started) / 1000;
     const trainLoss = totals.stepsTotal > 0 ? totals.lossTotal / totals.stepsTotal : 0;
     const metrics = {
@@ -223,13 +231,22 @@ export class Trainer {
         this.state.bestGlobalStep = this.state.globalStep;
       }
     }
-    saveCheckpoint(dir, { saveModel: (d) => this.saveModel(d), optimizer, state: this.state, totals, args: a, schedule: { ...schedule, step: this.state.globalStep } });
+    checkWeightsFinite(this.state.globalStep, optimizer.params);
+    saveCheckpoint(dir, { saveModel: (d) => this.#writeModel(d), optimizer, state: this.state, totals, args: a, schedule: { ...schedule, step: this.state.globalStep } });
     rotateCheckpoints(a.outputDir, a.saveTotalLimit, this.state.bestModelCheckpoint);
     for (const cb of this.callbacks) cb.onSave?.(this.state, dir);
   }
 
-  /** Saves the model or adapter (what savePretrained writes) and the tokenizer files into dir. */
+  /**
+   * Saves the model or adapter (what savePretrained writes) and the tokenizer files into
+   * dir: written to a staging directory first, then each file renamed into place, so a
+   * crash never leaves a partial file under a final name.
+   */
   saveModel(dir: string = this.args.outputDir): void {
+    publishInto(dir, (staging) => this.#writeModel(staging));
+  }
+
+  #writeModel(dir: string): void {
     this.model.savePretrained(dir);
     if (this.tokenizer?.dir !== undefined) copyTokenizerFiles(this.tokenizer.dir, dir);
   }

@@ -58,6 +58,11 @@ function load(): NativeAddon {
   if (!existsSync(path)) {
     throw new ConfigError(`native addon not built: ${path} is missing`, 'run npm install (it builds the addon with node-gyp; needs g++ and make)');
   }
+  // OpenMP threads that spin at barriers stall badly when the cores are shared (another
+  // process, a second job): libgomp's default spins ~300k iterations. A short spin keeps
+  // back-to-back kernels fast on an idle machine and yields quickly on a busy one.
+  // libgomp reads this when it loads with the addon; the user's own setting wins.
+  if (process.env['OMP_WAIT_POLICY'] === undefined && process.env['GOMP_SPINCOUNT'] === undefined) process.env['GOMP_SPINCOUNT'] = '10000';
   const addon = createRequire(import.meta.url)(path) as NativeAddon;
   applyEnv(addon);
   return addon;

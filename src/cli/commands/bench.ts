@@ -2,6 +2,7 @@
 // (../shared/bench/torch_anchor.py); one JSON line on stdout. Compare runs made one
 // right after the other on the same machine, as ratios.
 import { runTrainBench } from '../../bench/train-bench.js';
+import { runGenerateBench } from '../../bench/generate-bench.js';
 import { preset } from '../../bench/presets.js';
 import { ConfigError } from '../../errors.js';
 import { QLORA_PRESET } from '../../quant/config.js';
@@ -18,7 +19,7 @@ export function benchTargets(value: string): string[] | 'all-linear' {
 export const benchCommand: Command = {
   name: 'bench',
   summary: 'benchmark training steps on a preset shape (random weights), as the PyTorch anchor does',
-  usage: 'ftune bench --preset tiny|small|medium|large --method full|lora|qlora [--r N] [--target-modules LIST|all-linear] [--batch N] [--seq N] [--steps N] [--warmup N] [--bf16] [--gradient-checkpointing]',
+  usage: 'ftune bench --preset tiny|small|medium|large --method full|lora|qlora [--r N] [--target-modules LIST|all-linear] [--batch N] [--seq N] [--steps N] [--warmup N] [--bf16] [--gradient-checkpointing]\n       ftune bench --generate --preset NAME [--weights f32|bf16|nf4] [--lora none|merged|unmerged] [--new-tokens N]',
   flags: {
     preset: { type: 'string', arg: 'NAME', help: 'tiny, small, medium or large (shapes of torch_anchor.py)', default: 'tiny' },
     method: { type: 'string', arg: 'full|lora|qlora', help: 'what is trained', default: 'full' },
@@ -31,6 +32,11 @@ export const benchCommand: Command = {
     bf16: { type: 'boolean', help: 'bf16 matmul inputs (LoRA: bf16 frozen base)' },
     'gradient-checkpointing': { type: 'boolean', help: 'recompute each layer in backward (default on for qlora)' },
     seed: { type: 'string', arg: 'N', help: 'seed of weights and tokens', default: '0' },
+    generate: { type: 'boolean', help: 'measure decode tokens/s instead of training steps' },
+    weights: { type: 'string', arg: 'f32|bf16|nf4', help: '--generate: weight format', default: 'f32' },
+    lora: { type: 'string', arg: 'none|merged|unmerged', help: '--generate: with a LoRA adapter (rank --r, --target-modules)', default: 'none' },
+    'prompt-tokens': { type: 'string', arg: 'N', help: '--generate: prompt length', default: '16' },
+    'new-tokens': { type: 'string', arg: 'N', help: '--generate: tokens generated', default: '64' },
   },
   run(values, io) {
     const cmd = 'bench';
@@ -39,6 +45,17 @@ export const benchCommand: Command = {
     const int = (name: string, dflt: number, min = 1): number => numberFlag(values, cmd, name, `an integer >= ${min}`, (n) => Number.isInteger(n) && n >= min) ?? dflt;
     const p = { ...preset(String(values['preset'])) };
     p.seq = int('seq', p.seq);
+    if (values['generate'] === true) {
+      const weights = String(values['weights']);
+      const lora = String(values['lora']);
+      if (weights !== 'f32' && weights !== 'bf16' && weights !== 'nf4') throw new ConfigError(`--weights ${weights} is not supported`, 'use f32, bf16 or nf4');
+      if (lora !== 'none' && lora !== 'merged' && lora !== 'unmerged') throw new ConfigError(`--lora ${lora} is not supported`, 'use none, merged or unmerged');
+      io.stdout(`${JSON.stringify(runGenerateBench({
+        preset: p, presetName: String(values['preset']), weights, lora, r: int('r', 8), targetModules: benchTargets(String(values['target-modules'])),
+        promptTokens: int('prompt-tokens', 16), newTokens: int('new-tokens', 64, 2), seed: int('seed', 0, 0), bnb: QLORA_PRESET,
+      }))}\n`);
+      return;
+    }
     const result = runTrainBench({
       preset: p, presetName: String(values['preset']), method, r: int('r', 8), targetModules: benchTargets(String(values['target-modules'])),
       batch: int('batch', 8), steps: int('steps', 5), warmup: int('warmup', 2, 0), bf16: values['bf16'] === true,

@@ -1,18 +1,15 @@
 // `ftune convert-llama2c`: a llama2.c checkpoint + tokenizer -> an HF model directory
 // (config.json, generation_config.json, model.safetensors, tokenizer.json,
-// tokenizer_config.json). The directory is built under a temporary name and renamed
-// into place at the end, so a failed conversion leaves nothing under --output.
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeSync } from 'node:fs';
+// tokenizer_config.json). The directory is built under a temporary name, fsynced and
+// renamed into place at the end, so a failed conversion leaves nothing under --output.
+import { existsSync, readdirSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { ConfigError } from '../../errors.js';
-import { writeFileAtomic } from '../../io/atomic.js';
+import { buildDirAtomic, removeStaleTemps } from '../../io/atomic.js';
 import { convertLlama2c } from '../../io/llama2c-convert.js';
 import { writeSafetensors } from '../../io/safetensors.js';
+import { writeJsonFile as writeJson } from '../../models/save.js';
 import { required, type Command } from '../command.js';
-
-function writeJson(path: string, value: unknown): void {
-  writeFileAtomic(path, (fd) => void writeSync(fd, `${JSON.stringify(value, null, 2)}\n`));
-}
 
 export const convertLlama2cCommand: Command = {
   name: 'convert-llama2c',
@@ -32,10 +29,8 @@ export const convertLlama2cCommand: Command = {
       throw new ConfigError(`--output ${output} exists and is not empty`, 'choose a new directory; ftune never overwrites an existing model');
     }
     const converted = convertLlama2c(checkpoint, tokenizer);
-    const staging = join(dirname(output), `.${basename(output)}.tmp-${process.pid}`);
-    rmSync(staging, { recursive: true, force: true });
-    mkdirSync(staging, { recursive: true });
-    try {
+    removeStaleTemps(dirname(output), basename(output));
+    buildDirAtomic(output, (staging) => {
       writeJson(join(staging, 'config.json'), converted.config);
       writeJson(join(staging, 'generation_config.json'), converted.generationConfig);
       writeJson(join(staging, 'tokenizer.json'), converted.tokenizerJson);
@@ -46,12 +41,7 @@ export const convertLlama2cCommand: Command = {
         converted.tensors.map((t) => ({ name: t.name, dtype: 'F32' as const, shape: t.shape, data: new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength) })),
         { format: 'pt' },
       );
-      if (existsSync(output)) rmSync(output, { recursive: true });
-      renameSync(staging, output);
-    } catch (e) {
-      rmSync(staging, { recursive: true, force: true });
-      throw e;
-    }
+    });
     io.stderr(`wrote ${output}: ${converted.tensors.length} tensors\n`);
   },
 };

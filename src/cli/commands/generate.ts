@@ -4,6 +4,7 @@
 import { ConfigError } from '../../errors.js';
 import { resolveDType } from '../../models/auto.js';
 import { loadModel } from './train-setup.js';
+import { hubAdapterDir, hubModelDir } from './hub-model.js';
 import { AutoTokenizer } from '../../tokenizer/tokenizer.js';
 import { numberFlag, required, type Command } from '../command.js';
 
@@ -12,7 +13,7 @@ export const generateCommand: Command = {
   summary: 'generate text from a model directory (greedy or sampled, streamed)',
   usage: 'ftune generate --model DIR [--adapter DIR] --prompt TEXT [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S] [--dtype f32|bf16] [--chat]',
   flags: {
-    model: { type: 'string', arg: 'DIR', help: 'HF model directory (config.json, *.safetensors, tokenizer.json)' },
+    model: { type: 'string', arg: 'DIR|REPO', help: 'HF model directory or Hub repo id org/name[@rev] (config.json, *.safetensors, tokenizer.json)' },
     adapter: { type: 'string', arg: 'DIR', help: 'PEFT adapter directory applied without merging' },
     prompt: { type: 'string', arg: 'TEXT', help: 'text to continue', default: '' },
     'max-new-tokens': { type: 'string', arg: 'N', help: 'new tokens at most', default: '128' },
@@ -25,7 +26,8 @@ export const generateCommand: Command = {
   },
   async run(values, io) {
     const cmd = 'generate';
-    const dir = required(values, cmd, 'model');
+    const dir = await hubModelDir(required(values, cmd, 'model'), 'model', io);
+    const adapter = await hubAdapterDir(values['adapter'], io);
     const prompt = typeof values['prompt'] === 'string' ? values['prompt'] : '';
     const maxNewTokens = numberFlag(values, cmd, 'max-new-tokens', 'a non-negative integer', (n) => Number.isInteger(n) && n >= 0);
     const temperature = numberFlag(values, cmd, 'temperature', 'a number >= 0', (n) => n >= 0);
@@ -36,7 +38,7 @@ export const generateCommand: Command = {
 
     const started = performance.now();
     const tokenizer = await AutoTokenizer.fromPretrained(dir);
-    const model = loadModel(dir, typeof values['adapter'] === 'string' ? values['adapter'] : undefined, dtype);
+    const model = loadModel(dir, adapter, dtype);
     io.stderr(`loaded ${dir} (${model.config.modelType}, ${dtype}) in ${((performance.now() - started) / 1000).toFixed(2)} s\n`);
 
     let inputIds: number[];

@@ -1,19 +1,26 @@
 // `ftune train`: full fine-tuning or LoRA on a JSON/JSONL dataset, with evaluation,
 // checkpoints, resume and early stopping. Progress goes to stderr; one JSON object with
 // the results goes to stdout. The final model (full) or adapter (LoRA) is written in
-// --output itself, checkpoints in --output/checkpoint-N.
+// --output itself, checkpoints in --output/checkpoint-N. Before loading anything it
+// refuses an --output that already holds a model or checkpoints (unless resuming) and a
+// run predicted not to fit in memory (unless --force).
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { ConfigError } from '../../errors.js';
+import { llamaConfigFromHf } from '../../models/llama/config.js';
 import { AutoModelForCausalLM } from '../../models/auto.js';
 import type { LlamaForCausalLM } from '../../models/llama/model.js';
 import { getPeftModel, LoraConfig, type PeftModel } from '../../peft/index.js';
 import { QLORA_PRESET } from '../../quant/config.js';
 import { AutoTokenizer } from '../../tokenizer/tokenizer.js';
 import { EarlyStoppingCallback, type TrainerCallback } from '../../train/callbacks.js';
+import { checkMemory, checkOutputDir, predictPeakBytes } from '../../train/guards.js';
 import { Trainer, type TrainableModel } from '../../train/trainer.js';
 import type { TrainingArguments } from '../../train/args.js';
 import { parseSchedulerType } from '../../train/schedule.js';
 import { numberFlag, required, type Command, type FlagValues } from '../command.js';
 import { ProgressBar } from '../progress.js';
+import { hubModelDir } from './hub-model.js';
 import { DATA_FLAGS, readDatasets } from './train-setup.js';
 
 export type Method = 'full' | 'lora' | 'qlora';
@@ -25,7 +32,7 @@ export const trainCommand: Command = {
   summary: 'fine-tune a model (full or LoRA) on a dataset',
   usage: 'ftune train --model DIR --data FILE --method full|lora --output DIR [flags]',
   flags: {
-    model: { type: 'string', arg: 'DIR', help: 'base model directory (HF layout)' },
+    model: { type: 'string', arg: 'DIR|REPO', help: 'base model directory (HF layout) or Hub repo id org/name[@rev]' },
     ...DATA_FLAGS,
     method: { type: 'string', arg: 'full|lora|qlora', help: 'what to train (qlora: LoRA over a 4-bit NF4 base, double quant, bf16 compute)', default: 'lora' },
     r: { type: 'string', arg: 'N', help: 'LoRA rank', default: '8' },
@@ -56,14 +63,17 @@ export const trainCommand: Command = {
     output: { type: 'string', arg: 'DIR', help: 'where the final model or adapter and the checkpoints go' },
     'resume-from-checkpoint': { type: 'string', arg: 'DIR|latest', help: 'continue a run from a checkpoint' },
     config: { type: 'string', arg: 'FILE', help: 'YAML or JSON file of flag values (flags given here win)' },
+    force: { type: 'boolean', help: 'start even when the predicted peak memory exceeds the memory available' },
   },
-  run(values, io) {
+  async run(values, io) {
     const cmd = 'train';
     const method = values['method'];
     if (method !== 'full' && method !== 'lora' && method !== 'qlora') throw new ConfigError(`--method ${String(method)} is not supported`, 'use --method full, lora or qlora');
-    const modelDir = required(values, cmd, 'model');
+    const modelDir = await hubModelDir(required(values, cmd, 'model'), 'model', io);
     const output = required(values, cmd, 'output');
     const seed = numberFlag(values, cmd, 'seed', 'an integer', Number.isInteger) ?? 42;
+    checkOutputDir(output, { resuming: typeof values['resume-from-checkpoint'] === 'string' });
+    memoryGuard(modelDir, method, values, io.stderr);
 
     const tokenizer = AutoTokenizer.fromPretrainedSync(modelDir);
     const data = readDatasets(cmd, values, tokenizer, seed);
@@ -93,6 +103,30 @@ export const trainCommand: Command = {
     })}\n`);
   },
 };
+
+/** Refuses (ConfigError with suggestions) when the predicted peak exceeds the memory available, unless --force. */
+function memoryGuard(modelDir: string, method: Method, values: FlagValues, log: (t: string) => void): void {
+  const cmd = 'train';
+  const configPath = join(modelDir, 'config.json');
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(configPath, 'utf8'));
+  } catch {
+    return; // a missing or unreadable config.json is reported by the model loader, with its hint
+  }
+  const predicted = predictPeakBytes({
+    config: llamaConfigFromHf(json, configPath),
+    method,
+    batchSize: numberFlag(values, cmd, 'batch-size', 'a positive integer', int) ?? 4,
+    seqLen: numberFlag(values, cmd, 'max-length', 'a positive integer', int) ?? 1024,
+    loraRank: numberFlag(values, cmd, 'r', 'a positive integer', int) ?? 8,
+    bf16Base: method === 'lora' && values['bf16'] === true,
+    gradientCheckpointing: values['gradient-checkpointing'] === true || (method === 'qlora' && values['gradient-checkpointing'] === undefined),
+  });
+  const check = checkMemory(predicted, { force: values['force'] === true });
+  const gib = (b: number): string => (b / 2 ** 30).toFixed(2);
+  if (!check.fits) log(`warning: --force: predicted peak ${gib(check.predicted)} GiB exceeds the ${gib(check.available)} GiB available (${check.source})\n`);
+}
 
 function loraModel(base: LlamaForCausalLM, values: FlagValues, seed: number, log: (t: string) => void): PeftModel {
   const cmd = 'train';
