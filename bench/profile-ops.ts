@@ -1,6 +1,7 @@
 // Per-op profile of one training-bench step: wraps every nativeBackend method with a
-// wall-clock timer, runs runTrainBench (src/bench/train-bench.ts) and prints each op's
-// total milliseconds, call count and share of the time spent inside the backend.
+// wall-clock timer and a process CPU-time counter (all threads: steadier than wall time
+// on a shared machine), runs runTrainBench (src/bench/train-bench.ts) and prints each
+// op's total wall and CPU milliseconds, call count and share of the backend's CPU time.
 // linear/matmul/matmulInto keys carry the operand dtypes (and TA/TB for transposes), so
 // the bf16 products show apart from the f32 ones. Nested calls count in both (a backend
 // method calling another one); the shares are what matter on a shared machine.
@@ -35,15 +36,20 @@ function keyOf(name: string, args: unknown[]): string {
   return name;
 }
 
-const times = new Map<string, { ms: number; calls: number }>();
+const times = new Map<string, { ms: number; cpu: number; calls: number }>();
+const cpuMs = (): number => {
+  const c = process.cpuUsage();
+  return (c.user + c.system) / 1000;
+};
 for (const [name, f] of Object.entries(nativeBackend)) {
   if (typeof f !== 'function') continue;
   Reflect.set(nativeBackend, name, function timed(this: unknown, ...args: unknown[]): unknown {
-    const t0 = performance.now();
+    const t0 = performance.now(), c0 = cpuMs();
     const r: unknown = f.apply(this, args);
     const key = keyOf(name, args);
-    const v = times.get(key) ?? { ms: 0, calls: 0 };
+    const v = times.get(key) ?? { ms: 0, cpu: 0, calls: 0 };
     v.ms += performance.now() - t0;
+    v.cpu += cpuMs() - c0;
     v.calls++;
     times.set(key, v);
     return r;
@@ -63,9 +69,10 @@ const r = runTrainBench({
 });
 const wall = performance.now() - t0;
 console.log(JSON.stringify({ tokens_per_s: r['tokens_per_s'], step_ms: r['step_ms'], wall_ms: Math.round(wall) }));
-const total = [...times.values()].reduce((a, v) => a + v.ms, 0);
-const rows = [...times.entries()].sort((a, b) => b[1].ms - a[1].ms).slice(0, Number(arg('--top', '24')));
+const total = [...times.values()].reduce((a, v) => a + v.cpu, 0);
+const rows = [...times.entries()].sort((a, b) => b[1].cpu - a[1].cpu).slice(0, Number(arg('--top', '24')));
+console.log(`${'op'.padEnd(30)} ${'wall ms'.padStart(8)} ${'cpu ms'.padStart(8)} ${'calls'.padStart(6)} cpu share`);
 for (const [k, v] of rows) {
-  console.log(`${k.padEnd(30)} ${v.ms.toFixed(0).padStart(8)} ms ${String(v.calls).padStart(7)} calls ${((100 * v.ms) / total).toFixed(1).padStart(5)}%`);
+  console.log(`${k.padEnd(30)} ${v.ms.toFixed(0).padStart(8)} ${v.cpu.toFixed(0).padStart(8)} ${String(v.calls).padStart(6)} ${((100 * v.cpu) / total).toFixed(1).padStart(5)}%`);
 }
-console.log(`total in backend ${total.toFixed(0)} ms of ${wall.toFixed(0)} ms wall`);
+console.log(`total in backend: ${total.toFixed(0)} ms cpu; ${wall.toFixed(0)} ms wall for the whole run`);
