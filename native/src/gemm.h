@@ -20,6 +20,14 @@ ft_status gemm_f32(const float* a, size_t na, const float* b, size_t nb, const f
 ft_status gemm_bf16(const uint16_t* a, size_t na, const uint16_t* b, size_t nb, const float* bias, size_t nbias,
                     float* c, size_t nc, int64_t M, int64_t N, int64_t K, bool transA, bool transB, bool accumulate);
 
+// Mixed precision: a and b each f32 or bf16 (a_f32 / b_f32 say which; shapes as gemm_f32);
+// every f32 operand is rounded to bf16 (nearest even, exactly as cast_f32_bf16) while it is
+// packed, so the result is bit-identical to casting it first and calling gemm_bf16, without
+// the cast pass or the bf16 copy. Both bf16 is gemm_bf16; both f32 rounds both.
+ft_status gemm_bf16_mixed(const void* a, bool a_f32, size_t na, const void* b, bool b_f32, size_t nb, const float* bias,
+                          size_t nbias, float* c, size_t nc, int64_t M, int64_t N, int64_t K, bool transA, bool transB,
+                          bool accumulate);
+
 // ---- casts (cast_ref.cc dispatchers): x (n) -> y (n)
 ft_status cast_f32_bf16(const float* x, size_t nx, uint16_t* y, size_t ny, int64_t n);
 ft_status cast_bf16_f32(const uint16_t* x, size_t nx, float* y, size_t ny, int64_t n);
@@ -77,18 +85,26 @@ inline float ft_f16_to_f32(uint16_t h) {
 // c = ap*bp when beta0, c += ap*bp otherwise. kc counts k steps (even when kpair = 2).
 typedef void (*gemm_micro_fn)(int64_t kc, const void* ap, const void* bp, float* c, int64_t ldc, bool beta0);
 
-enum gemm_src : int32_t { GEMM_SRC_F32 = 0, GEMM_SRC_BF16 = 1, GEMM_SRC_Q4 = 2 };
+// GEMM_SRC_F32_BF16: f32 values rounded to bf16 by the packer (ft_f32_to_bf16; widened
+// back to f32 for a kpair = 1 kernel, so every ISA multiplies the same bf16 values).
+enum gemm_src : int32_t { GEMM_SRC_F32 = 0, GEMM_SRC_BF16 = 1, GEMM_SRC_Q4 = 2, GEMM_SRC_F32_BF16 = 3 };
 
 // A 4-bit weight (quant.h) and its decoder: elements [i0, i0+len) of the flattened
 // weight -> out (len f32 values, or bf16 bit patterns for kind Q4_OUT_BF16).
 struct q4_weight;
 typedef void (*q4_decode_fn)(const q4_weight& w, int64_t i0, int64_t len, int32_t kind, void* out);
 
+// Packer for GEMM_SRC_F32_BF16 into k pairs (kpair = 2): f32 element (r, k) at
+// p[r*rs + k*ks], with rs == 1 or ks == 1, rounded as ft_f32_to_bf16 -> dst (kcp/2, R, 2)
+// for rows [0, nr) and k [0, kc); the caller has zeroed rows nr..R-1 and the odd k tail.
+typedef void (*gemm_pack_fn)(const float* p, int64_t rs, int64_t ks, int64_t nr, int64_t R, int64_t kc, uint16_t* dst);
+
 struct gemm_kernel {
   gemm_micro_fn micro;
   int32_t mr, nr;     // register tile
   int32_t kc, mc, nc; // cache blocks (kc even; mc a multiple of mr; nc a multiple of nr)
   int32_t kpair;      // 1: packed f32, 2: packed bf16 pairs
+  gemm_pack_fn pack_f32_bf16;  // vector packer for f32 -> bf16 pairs, or null (scalar)
 };
 
 // Micro-kernel tables per ISA (gemm_avx2.cc, gemm_avx512.cc).
@@ -96,11 +112,13 @@ extern const gemm_kernel gemm_kernel_f32_avx2;
 extern const gemm_kernel gemm_kernel_f32_avx512;
 extern const gemm_kernel gemm_kernel_bf16_avx512;  // vdpbf16ps; needs ft_cpu_has_avx512bf16()
 
-// Runs the blocked product with kernel `k`. a, b are f32 or bf16 (src); when src is bf16
-// and k.kpair = 1 the packers widen to f32. Returns FT_ERR_ALLOC when the pack buffers
-// cannot be allocated.
-ft_status gemm_blocked(const gemm_kernel& k, gemm_src src, const void* a, const void* b, const float* bias, float* c,
-                       int64_t M, int64_t N, int64_t K, bool transA, bool transB, bool accumulate);
+// Runs the blocked product with kernel `k`. a is of kind asrc, b of kind bsrc (f32, bf16 or
+// f32 rounded to bf16); bf16 values meet a kpair = 1 kernel widened to f32, and an f32
+// source meets a kpair = 2 kernel only as GEMM_SRC_F32_BF16. Returns FT_ERR_ALLOC when the
+// pack buffers cannot be allocated.
+ft_status gemm_blocked(const gemm_kernel& k, gemm_src asrc, const void* a, gemm_src bsrc, const void* b,
+                       const float* bias, float* c, int64_t M, int64_t N, int64_t K, bool transA, bool transB,
+                       bool accumulate);
 
 // The blocked product with a 4-bit B: forward c (M,N) = a (M,K) W(N,K)^T [+ bias], or
 // with backward c (M,K) = a (M,N) W(N,K). a is f32 or bf16 (asrc); the B packer decodes

@@ -5,6 +5,9 @@
 // pipes with 4-cycle latency need >= 8 independent accumulators; 28 hide it with room.
 // bf16: the same tile with vdpbf16ps, which multiplies adjacent bf16 pairs along K and adds
 // both products into one f32 lane, so the packers store K in pairs (see gemm.h).
+// GCC 12 warns about _mm512_undefined_* inside its own permute/convert intrinsics (GCC bug
+// 105593, fixed in 13); the warning is about the header, not this code.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 #include "gemm.h"
 
@@ -79,11 +82,68 @@ void gemm_micro_bf16_avx512(int64_t kc, const void* ap_, const void* bp_, float*
   STORE_C_TILE(acc, c, ldc, beta0);
 }
 
+// 16 f32 lanes rounded to bf16 as ft_f32_to_bf16 (cast_avx512.cc's integer rounding, not
+// vcvtneps2bf16, which reads subnormals as zero): the bf16 pattern in each lane's low half.
+inline __m512i round_bf16(__m512 x) {
+  const __m512i u = _mm512_castps_si512(x);
+  const __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)), _mm512_set1_epi32(0x7f800000));
+  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+  const __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), lsb)), 16);
+  return _mm512_mask_blend_epi32(nan, r, _mm512_or_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40)));
+}
+
+// Rows contiguous (rs == 1): for each k pair, rows r.. of source rows k and k+1 round and
+// interleave into 16 (lo, hi) pairs, stored contiguously at pair-row k/2.
+void pack_pairs_rows(const float* p, int64_t ks, int64_t nr, int64_t R, int64_t kc, uint32_t* dst) {
+  for (int64_t k = 0; k < kc; k += 2) {
+    const float* x0 = p + k * ks;
+    const float* x1 = k + 1 < kc ? x0 + ks : nullptr;
+    uint32_t* out = dst + (k >> 1) * R;
+    for (int64_t r = 0; r < nr; r += 16) {
+      const __mmask16 m = nr - r >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (nr - r)) - 1);
+      const __m512i lo = round_bf16(_mm512_maskz_loadu_ps(m, x0 + r));
+      const __m512i hi = x1 ? round_bf16(_mm512_maskz_loadu_ps(m, x1 + r)) : _mm512_setzero_si512();
+      _mm512_mask_storeu_epi32(out + r, m, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+    }
+  }
+}
+
+// k contiguous (ks == 1): 32 k values of a row round to 16 pairs, which go to 16
+// pair-rows (stride R); k blocks of 32 keep the strided stores inside L1.
+void pack_pairs_cols(const float* p, int64_t rs, int64_t nr, int64_t R, int64_t kc, uint32_t* dst) {
+  const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+  const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+  alignas(64) uint32_t pairs[16];
+  for (int64_t kb = 0; kb < kc; kb += 32) {
+    const int64_t n = kc - kb < 32 ? kc - kb : 32, np = (n + 1) >> 1;
+    const __mmask16 m0 = n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1);
+    const __mmask16 m1 = n >= 32 ? (__mmask16)0xffff : n > 16 ? (__mmask16)((1u << (n - 16)) - 1) : (__mmask16)0;
+    for (int64_t r = 0; r < nr; r++) {
+      const float* x = p + r * rs + kb;
+      const __m512i a = round_bf16(_mm512_maskz_loadu_ps(m0, x));
+      const __m512i b = round_bf16(_mm512_maskz_loadu_ps(m1, x + 16));
+      // a, b hold k = 0..15, 16..31 of the block: pair j = (k 2j, k 2j+1).
+      const __m512i lo = _mm512_permutex2var_epi32(a, even, b), hi = _mm512_permutex2var_epi32(a, odd, b);
+      _mm512_store_si512((__m512i*)pairs, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+      uint32_t* out = dst + (kb >> 1) * R + r;
+      for (int64_t j = 0; j < np; j++) out[j * R] = pairs[j];
+    }
+  }
+}
+
+// The gemm_pack_fn of the bf16 kernel: p (R rows, kc) f32 -> dst (kcp/2, R, 2) bf16 pairs.
+void gemm_pack_f32_bf16_avx512(const float* p, int64_t rs, int64_t ks, int64_t nr, int64_t R, int64_t kc,
+                               uint16_t* dst) {
+  if (rs == 1) pack_pairs_rows(p, ks, nr, R, kc, (uint32_t*)dst);
+  else pack_pairs_cols(p, rs, nr, R, kc, (uint32_t*)dst);
+}
+
 }  // namespace
 
 // Cache blocks, measured on Zen 5 (48 KiB L1d, 1 MiB L2 per core; bench/RESULTS.md):
 // a deep KC pays most, since each K slice reloads and stores the C tile (f32 KC 256 ->
 // 768 took 2048^3 from 190 to 210 GFLOP/s on one core). The KC x 32 B micro-panel then
 // lives in L2 next to the MC x KC block of A; L2 bandwidth covers both at this tile size.
-const gemm_kernel gemm_kernel_f32_avx512 = {gemm_micro_f32_avx512, MR, NR, 768, 14 * 24, 32 * 64, 1};
-const gemm_kernel gemm_kernel_bf16_avx512 = {gemm_micro_bf16_avx512, MR, NR, 1024, 14 * 24, 32 * 64, 2};
+const gemm_kernel gemm_kernel_f32_avx512 = {gemm_micro_f32_avx512, MR, NR, 768, 14 * 24, 32 * 64, 1, nullptr};
+const gemm_kernel gemm_kernel_bf16_avx512 = {gemm_micro_bf16_avx512, MR, NR, 1024, 14 * 24, 32 * 64, 2,
+                                              gemm_pack_f32_bf16_avx512};

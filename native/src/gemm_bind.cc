@@ -32,6 +32,33 @@ Napi::Value GemmBf16(const Napi::CallbackInfo& info) {
                                       int_arg(info, 5), bool_arg(info, 6), bool_arg(info, 7), bool_arg(info, 8)));
 }
 
+// An operand that is a Float32Array (f32) or a Uint16Array (bf16 bit patterns).
+struct Operand {
+  const void* p;
+  size_t n;
+  bool f32;
+};
+
+Operand operand_arg(const Napi::CallbackInfo& info, size_t i) {
+  Napi::Value v = info[i];
+  if (v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == napi_float32_array) {
+    View<float> f = f32_arg(info, i);
+    return Operand{f.p, f.n, true};
+  }
+  View<uint16_t> h = u16_arg(info, i);
+  return Operand{h.p, h.n, false};
+}
+
+// gemmBf16Mixed(a, b, c, M, N, K, transA, transB, accumulate, bias?) -> status; a, b each
+// Float32Array (rounded to bf16 while packing) or Uint16Array (bf16)
+Napi::Value GemmBf16Mixed(const Napi::CallbackInfo& info) {
+  Operand a = operand_arg(info, 0), b = operand_arg(info, 1);
+  View<float> c = f32_arg(info, 2), bias = opt_f32_arg(info, 9);
+  return status_value(info, gemm_bf16_mixed(a.p, a.f32, a.n, b.p, b.f32, b.n, bias.p, bias.n, c.p, c.n, int_arg(info, 3),
+                                            int_arg(info, 4), int_arg(info, 5), bool_arg(info, 6), bool_arg(info, 7),
+                                            bool_arg(info, 8)));
+}
+
 // castF32ToBf16(x, y, n) -> status
 Napi::Value CastF32ToBf16(const Napi::CallbackInfo& info) {
   View<float> x = f32_arg(info, 0);
@@ -58,6 +85,7 @@ Napi::Value CastF16ToF32(const Napi::CallbackInfo& info) {
 void register_gemm(Napi::Env env, Napi::Object exports) {
   exports.Set("gemmF32", Napi::Function::New(env, GemmF32));
   exports.Set("gemmBf16", Napi::Function::New(env, GemmBf16));
+  exports.Set("gemmBf16Mixed", Napi::Function::New(env, GemmBf16Mixed));
   exports.Set("castF32ToBf16", Napi::Function::New(env, CastF32ToBf16));
   exports.Set("castBf16ToF32", Napi::Function::New(env, CastBf16ToF32));
   exports.Set("castF16ToF32", Napi::Function::New(env, CastF16ToF32));

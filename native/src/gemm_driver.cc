@@ -87,6 +87,18 @@ void pack_f32(const Src& s, int64_t r0, int64_t nr, int64_t R, int64_t k0, int64
       for (int64_t k = 0; k < kc; k++)
         for (int64_t r = 0; r < nr; r++) dst[k * R + r] = p[r * s.rs + k * s.ks];
     }
+  } else if (s.type == GEMM_SRC_F32_BF16) {  // round to bf16, then widen back
+    const float* p = (const float*)s.base + r0 * s.rs + k0 * s.ks;
+    if (s.ks == 1) {
+      for (int64_t kb = 0; kb < kc; kb += KB) {
+        const int64_t ke = kc - kb < KB ? kc : kb + KB;
+        for (int64_t r = 0; r < nr; r++)
+          for (int64_t k = kb; k < ke; k++) dst[k * R + r] = ft_bf16_to_f32(ft_f32_to_bf16(p[r * s.rs + k]));
+      }
+    } else {
+      for (int64_t k = 0; k < kc; k++)
+        for (int64_t r = 0; r < nr; r++) dst[k * R + r] = ft_bf16_to_f32(ft_f32_to_bf16(p[r * s.rs + k * s.ks]));
+    }
   } else {
     const uint16_t* p = (const uint16_t*)s.base + r0 * s.rs + k0 * s.ks;
     if (s.ks == 1) {
@@ -102,6 +114,22 @@ void pack_f32(const Src& s, int64_t r0, int64_t nr, int64_t R, int64_t k0, int64
   }
 }
 
+// Packs an f32 source rounded to bf16 (ft_f32_to_bf16, as the cast kernels) as k pairs,
+// the layout of pack_bf16_pairs below. dst (kcp/2, R, 2), zero-padded by the caller.
+void pack_f32_pairs(const Src& s, int64_t r0, int64_t nr, int64_t R, int64_t k0, int64_t kc, uint16_t* dst) {
+  const float* p = (const float*)s.base + r0 * s.rs + k0 * s.ks;
+  if (s.ks == 1) {
+    for (int64_t kb = 0; kb < kc; kb += KB) {
+      const int64_t ke = kc - kb < KB ? kc : kb + KB;
+      for (int64_t r = 0; r < nr; r++)
+        for (int64_t k = kb; k < ke; k++) dst[((k >> 1) * R + r) * 2 + (k & 1)] = ft_f32_to_bf16(p[r * s.rs + k]);
+    }
+  } else {
+    for (int64_t k = 0; k < kc; k++)
+      for (int64_t r = 0; r < nr; r++) dst[((k >> 1) * R + r) * 2 + (k & 1)] = ft_f32_to_bf16(p[r * s.rs + k * s.ks]);
+  }
+}
+
 // Packs a bf16 source the same way but as k pairs for vdpbf16ps: element (r, k) at
 // [((k/2)*R + r)*2 + k%2]; rows nr..R-1 and the odd tail k = kc (when kc is odd) are zero.
 // dst (kcp/2, R, 2) with kcp = kc rounded up to even.
@@ -110,6 +138,10 @@ void pack_bf16_pairs(const Src& s, int64_t r0, int64_t nr, int64_t R, int64_t k0
   if (nr < R || kcp != kc) std::memset(dst, 0, (size_t)(kcp * R) * 2);
   if (s.type == GEMM_SRC_Q4) {
     pack_q4_pairs(s, r0, nr, R, k0, kc, dst);
+    return;
+  }
+  if (s.type == GEMM_SRC_F32_BF16) {
+    pack_f32_pairs(s, r0, nr, R, k0, kc, dst);
     return;
   }
   const uint16_t* p = (const uint16_t*)s.base + r0 * s.rs + k0 * s.ks;
@@ -127,7 +159,11 @@ void pack_bf16_pairs(const Src& s, int64_t r0, int64_t nr, int64_t R, int64_t k0
 
 void pack_panel(const gemm_kernel& g, const Src& s, int64_t r0, int64_t nr, int64_t R, int64_t k0, int64_t kc,
                 void* dst) {
-  if (g.kpair == 2) pack_bf16_pairs(s, r0, nr, R, k0, kc, (uint16_t*)dst);
+  if (g.kpair == 2 && s.type == GEMM_SRC_F32_BF16 && g.pack_f32_bf16 && (s.rs == 1 || s.ks == 1)) {
+    const int64_t kcp = round_up(kc, 2);
+    if (nr < R || kcp != kc) std::memset(dst, 0, (size_t)(kcp * R) * 2);
+    g.pack_f32_bf16((const float*)s.base + r0 * s.rs + k0 * s.ks, s.rs, s.ks, nr, R, kc, (uint16_t*)dst);
+  } else if (g.kpair == 2) pack_bf16_pairs(s, r0, nr, R, k0, kc, (uint16_t*)dst);
   else pack_f32(s, r0, nr, R, k0, kc, (float*)dst);
 }
 
@@ -238,10 +274,11 @@ ft_status run_blocked(const gemm_kernel& g, const Src& sa, const Src& sb, const 
 
 }  // namespace
 
-ft_status gemm_blocked(const gemm_kernel& g, gemm_src src, const void* a, const void* b, const float* bias, float* c,
-                       int64_t M, int64_t N, int64_t K, bool transA, bool transB, bool accumulate) {
-  const Src sa = transA ? Src{src, a, 1, M, nullptr, nullptr, 0} : Src{src, a, K, 1, nullptr, nullptr, 0};
-  const Src sb = transB ? Src{src, b, K, 1, nullptr, nullptr, 0} : Src{src, b, 1, N, nullptr, nullptr, 0};
+ft_status gemm_blocked(const gemm_kernel& g, gemm_src asrc, const void* a, gemm_src bsrc, const void* b,
+                       const float* bias, float* c, int64_t M, int64_t N, int64_t K, bool transA, bool transB,
+                       bool accumulate) {
+  const Src sa = transA ? Src{asrc, a, 1, M, nullptr, nullptr, 0} : Src{asrc, a, K, 1, nullptr, nullptr, 0};
+  const Src sb = transB ? Src{bsrc, b, K, 1, nullptr, nullptr, 0} : Src{bsrc, b, 1, N, nullptr, nullptr, 0};
   return run_blocked(g, sa, sb, bias, c, M, N, K, accumulate);
 }
 

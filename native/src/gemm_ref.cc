@@ -4,6 +4,7 @@
 // blocked driver with the AVX-512 or AVX2 micro-kernel, or the scalar reference. bf16 products use
 // vdpbf16ps where the CPU has avx512_bf16 and otherwise widen to f32 while packing
 // (a product of two bf16 values is exact in f32, so both paths compute the same products).
+#include <cstdlib>
 #include "gemm.h"
 
 namespace {
@@ -83,9 +84,9 @@ ft_status gemm_f32(const float* a, size_t na, const float* b, size_t nb, const f
   }
   switch (ft_active_isa()) {
     case FT_ISA_AVX512:
-      return gemm_blocked(gemm_kernel_f32_avx512, GEMM_SRC_F32, a, b, bias, c, M, N, K, transA, transB, accumulate);
+      return gemm_blocked(gemm_kernel_f32_avx512, GEMM_SRC_F32, a, GEMM_SRC_F32, b, bias, c, M, N, K, transA, transB, accumulate);
     case FT_ISA_AVX2:
-      return gemm_blocked(gemm_kernel_f32_avx2, GEMM_SRC_F32, a, b, bias, c, M, N, K, transA, transB, accumulate);
+      return gemm_blocked(gemm_kernel_f32_avx2, GEMM_SRC_F32, a, GEMM_SRC_F32, b, bias, c, M, N, K, transA, transB, accumulate);
     default:
       gemm_f32_ref(a, b, bias, c, M, N, K, transA, transB, accumulate);
       return FT_OK;
@@ -105,12 +106,53 @@ ft_status gemm_bf16(const uint16_t* a, size_t na, const uint16_t* b, size_t nb, 
   switch (ft_active_isa()) {
     case FT_ISA_AVX512: {
       const gemm_kernel& k = ft_cpu_has_avx512bf16() ? gemm_kernel_bf16_avx512 : gemm_kernel_f32_avx512;
-      return gemm_blocked(k, GEMM_SRC_BF16, a, b, bias, c, M, N, K, transA, transB, accumulate);
+      return gemm_blocked(k, GEMM_SRC_BF16, a, GEMM_SRC_BF16, b, bias, c, M, N, K, transA, transB, accumulate);
     }
     case FT_ISA_AVX2:
-      return gemm_blocked(gemm_kernel_f32_avx2, GEMM_SRC_BF16, a, b, bias, c, M, N, K, transA, transB, accumulate);
+      return gemm_blocked(gemm_kernel_f32_avx2, GEMM_SRC_BF16, a, GEMM_SRC_BF16, b, bias, c, M, N, K, transA, transB, accumulate);
     default:
       gemm_bf16_ref(a, b, bias, c, M, N, K, transA, transB, accumulate);
       return FT_OK;
   }
+}
+
+namespace {
+
+// An f32 operand of n values rounded to a fresh bf16 buffer (cast_f32_bf16, same bits on
+// every ISA); null when out of memory. The caller frees it.
+uint16_t* rounded_copy(const void* x, int64_t n) {
+  uint16_t* y = (uint16_t*)std::malloc((size_t)(n > 0 ? n : 1) * 2);
+  if (y) cast_f32_bf16((const float*)x, (size_t)n, y, (size_t)n, n);
+  return y;
+}
+
+}  // namespace
+
+ft_status gemm_bf16_mixed(const void* a, bool a_f32, size_t na, const void* b, bool b_f32, size_t nb, const float* bias,
+                          size_t nbias, float* c, size_t nc, int64_t M, int64_t N, int64_t K, bool transA, bool transB,
+                          bool accumulate) {
+  ft_status s = check_dims(na, nb, bias, nbias, nc, M, N, K);
+  if (s != FT_OK) return s;
+  const ft_isa isa = ft_active_isa();
+  if (!a_f32 && !b_f32) {
+    return gemm_bf16((const uint16_t*)a, na, (const uint16_t*)b, nb, bias, nbias, c, nc, M, N, K, transA, transB,
+                     accumulate);
+  }
+  if (isa == FT_ISA_SCALAR || use_gemv(M, transA, transB)) {
+    // No packing step to round in: round the f32 operands up front (for the small-M path
+    // that is a few rows of x), then the bf16 product.
+    uint16_t* ab = a_f32 ? rounded_copy(a, M * K) : nullptr;
+    uint16_t* bb = b_f32 ? rounded_copy(b, K * N) : nullptr;
+    if ((a_f32 && !ab) || (b_f32 && !bb)) s = FT_ERR_ALLOC;
+    else s = gemm_bf16(a_f32 ? ab : (const uint16_t*)a, (size_t)(M * K), b_f32 ? bb : (const uint16_t*)b,
+                       (size_t)(K * N), bias, nbias, c, nc, M, N, K, transA, transB, accumulate);
+    std::free(ab);
+    std::free(bb);
+    return s;
+  }
+  const gemm_src as = a_f32 ? GEMM_SRC_F32_BF16 : GEMM_SRC_BF16, bs = b_f32 ? GEMM_SRC_F32_BF16 : GEMM_SRC_BF16;
+  const gemm_kernel& k = isa == FT_ISA_AVX2                ? gemm_kernel_f32_avx2
+                         : ft_cpu_has_avx512bf16()         ? gemm_kernel_bf16_avx512
+                                                           : gemm_kernel_f32_avx512;
+  return gemm_blocked(k, as, a, bs, b, bias, c, M, N, K, transA, transB, accumulate);
 }

@@ -111,21 +111,30 @@ ft_status grad_attention_bwd_f32(const float* q, size_t q_n, const float* k, siz
   if (nq == 0) return FT_OK;
   const int threads = omp_get_max_threads();
   size_t ns;
-  if (!ft_count2(threads, 2 * S, &ns)) return FT_ERR_ARG;
+  if (!ft_count2(threads, GRAD_ATTN_ROWS * 2 * (S + GRAD_ATTN_ROWS), &ns)) return FT_ERR_ARG;
   float* scratch = static_cast<float*>(std::malloc((ns > 0 ? ns : 1) * sizeof(float)));
   if (scratch == nullptr) return FT_ERR_ALLOC;
   const auto fn = FT_PICK_ISA(grad_attention_bwd_f32);
+  const auto rows = ft_active_isa() == FT_ISA_AVX512 ? grad_attention_bwd_rows_f32_avx512 : nullptr;
   const int64_t group = H / Hkv, stride = Hkv * D;
   // One work item per (b, kv head): it alone writes that dk / dv slice (and the dq rows
   // of its query heads), adding query heads then queries in order.
 #pragma omp parallel num_threads(threads)
   {
-    float* p = scratch + (int64_t)omp_get_thread_num() * 2 * S;
+    float* p = scratch + (int64_t)omp_get_thread_num() * GRAD_ATTN_ROWS * 2 * (S + GRAD_ATTN_ROWS);
 #pragma omp for schedule(static)
     for (int64_t i = 0; i < B * Hkv; i++) {
       const int64_t b = i / Hkv, g = i % Hkv;
       const int64_t kv = (b * Smax * Hkv + g) * D;
       for (int64_t h = g * group; h < (g + 1) * group; h++) {
+        if (rows) {  // AVX-512: blocks of query rows, bit-identical to one row at a time
+          for (int64_t t = 0; t < T; t += GRAD_ATTN_ROWS) {
+            const int64_t r = ((b * T + t) * H + h) * D, nq = T - t < GRAD_ATTN_ROWS ? T - t : GRAD_ATTN_ROWS;
+            rows(q + r, k + kv, v + kv, dout + r, dq + r, dk + kv, dv + kv, nq, H * D, S - T + t + 1, stride, D,
+                 (float)scale, p);
+          }
+          continue;
+        }
         for (int64_t t = 0; t < T; t++) {
           const int64_t r = ((b * T + t) * H + h) * D;
           fn(q + r, k + kv, v + kv, dout + r, dq + r, dk + kv, dv + kv, S - T + t + 1, stride, D, (float)scale, p);

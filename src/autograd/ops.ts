@@ -65,13 +65,17 @@ export class Ops {
     this.tape?.record([x, w, b], y, (g) => {
       const m = g.size / n;
       const g2 = g.reshape([m, n]);
-      const bf16 = w.dtype === 'bf16';
-      const gIn = bf16 ? this.backend.cast(g2, 'bf16') : g2;
-      const dx = this.#tracks(x) ? this.backend.matmul(gIn, w).reshape(x.shape) : undefined;
+      // bf16 w: the products round g (and x) to bf16 while packing, no cast passes.
+      const dx = this.#tracks(x) ? this.backend.matmul(g2, w).reshape(x.shape) : undefined;
       let dw: FTensor | undefined;
       if (this.#tracks(w)) {
         const x2 = x.reshape([m, k]);
-        dw = this.backend.matmul(gIn, bf16 ? this.backend.cast(x2, 'bf16') : x2, { transA: true });
+        if (w.dtype === 'bf16') {
+          dw = Tensor.empty([n, k], 'f32');
+          this.backend.matmulBf16Into(dw, g2, x2, { transA: true });
+        } else {
+          dw = this.backend.matmul(g2, x2, { transA: true });
+        }
       }
       let db: FTensor | undefined;
       if (b !== undefined && this.#tracks(b)) {
@@ -220,9 +224,11 @@ export class Ops {
         const predicted = this.backend.argmax(logits);
         predicted.forEach((id, i) => (correct += id === labels[r0 + i] ? 1 : 0));
         const losses = this.backend.crossEntropyInPlace(logits, labels.subarray(r0, r1), 1 / count);
-        const gIn = bf16 ? this.backend.cast(logits, 'bf16') : logits;
-        if (dh !== undefined) dh.data.set(this.backend.matmul(gIn, w).data, r0 * c);
-        if (dw !== undefined) this.backend.matmulInto(dw, gIn, bf16 ? this.backend.cast(hc, 'bf16') : hc, { transA: true, accumulate: r0 > 0 });
+        // bf16 w: the products round logits (and hc) to bf16 while packing.
+        if (dh !== undefined) dh.data.set(this.backend.matmul(logits, w).data, r0 * c);
+        const opts = { transA: true, accumulate: r0 > 0 };
+        if (dw !== undefined && bf16) this.backend.matmulBf16Into(dw, logits, hc, opts);
+        else if (dw !== undefined) this.backend.matmulInto(dw, logits, hc, opts);
         let s = 0;
         for (const l of losses) s += l;
         return s;

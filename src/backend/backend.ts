@@ -20,9 +20,18 @@ export type FTensor = Tensor<FloatDType>;
 export interface GemmOps {
   /**
    * General product with f32 accumulation: c (M,N) = op(a) op(b), op = transpose when
-   * asked. a (M,K) or (K,M); b (K,N) or (N,K). Inputs both f32 or both bf16; output f32.
+   * asked. a (M,K) or (K,M); b (K,N) or (N,K). Inputs f32 or bf16; output f32. With one
+   * bf16 and one f32 input the f32 one is rounded to bf16 (as cast) inside the product:
+   * a bf16 product, bit-identical to cast-then-matmul without the cast pass.
    */
   matmul(a: Tensor, b: Tensor, opts?: { transA?: boolean; transB?: boolean }): Tensor<'f32'>;
+  /**
+   * bf16 product into c (M,N) (f32; = or += with accumulate): every f32 operand is rounded
+   * to bf16 (as cast) inside the product, bf16 ones are used as they are; f32 accumulation.
+   * Bit-identical to casting both to bf16 and calling matmul. Autocast's weight gradient
+   * dW = dY^T X uses it with f32 dY and X.
+   */
+  matmulBf16Into(c: FTensor, a: Tensor, b: Tensor, opts?: { transA?: boolean; transB?: boolean; accumulate?: boolean }): void;
   /**
    * Linear layer: x (..., K) times w (N, K) transposed, plus bias (N) if given -> (..., N) f32.
    * w is f32 or bf16; with bf16 w, x is rounded to bf16 and products accumulate in f32.

@@ -12,6 +12,12 @@ export interface GemmAddon {
   /** Same with bf16 a and b; products accumulate in f32. */
   gemmBf16(a: Uint16Array, b: Uint16Array, c: Float32Array, M: number, N: number, K: number,
     transA: boolean, transB: boolean, accumulate: boolean, bias?: Float32Array | null): number;
+  /**
+   * Same with a, b each f32 or bf16: every f32 operand is rounded to bf16 (as castF32ToBf16)
+   * while it is packed, so the result equals casting it first and calling gemmBf16.
+   */
+  gemmBf16Mixed(a: Float32Array | Uint16Array, b: Float32Array | Uint16Array, c: Float32Array, M: number, N: number, K: number,
+    transA: boolean, transB: boolean, accumulate: boolean, bias?: Float32Array | null): number;
   /** x (n) f32 -> y (n) bf16, round to nearest even. */
   castF32ToBf16(x: Float32Array, y: Uint16Array, n: number): number;
   /** x (n) bf16 -> y (n) f32, exact. */

@@ -4,6 +4,7 @@
 import { ShapeError } from '../../errors.js';
 import { Tensor, type Shape } from '../../tensor/tensor.js';
 import type { GemmOps } from '../backend.js';
+import { hasDtype } from '../nn-checks.js';
 import { check, native } from './addon.js';
 
 /** Dims and flags of one product c (M,N) [+]= op(a) op(b) [+ bias]. */
@@ -29,8 +30,8 @@ export function checkGemm(op: string, a: Tensor, b: Tensor, c: Tensor, spec: Gem
   for (const [name, d] of [['M', M], ['N', N], ['K', K]] as const) {
     if (!Number.isInteger(d) || d < 0) throw new ShapeError(`${op}: ${name}=${d} is not a non-negative integer`);
   }
-  if (a.dtype !== b.dtype || (a.dtype !== 'f32' && a.dtype !== 'bf16')) {
-    throw new ShapeError(`${op}: operands must both be f32 or both bf16, got ${a.dtype} ${fmt(a.shape)} and ${b.dtype} ${fmt(b.shape)}`);
+  if ((a.dtype !== 'f32' && a.dtype !== 'bf16') || (b.dtype !== 'f32' && b.dtype !== 'bf16')) {
+    throw new ShapeError(`${op}: operands must be f32 or bf16, got ${a.dtype} ${fmt(a.shape)} and ${b.dtype} ${fmt(b.shape)}`);
   }
   if (c.dtype !== 'f32') throw new ShapeError(`${op}: output must be f32, got ${c.dtype} ${fmt(c.shape)}`);
   const dims = `M=${M} N=${N} K=${K}${spec.transA ? ' transA' : ''}${spec.transB ? ' transB' : ''}`;
@@ -44,28 +45,26 @@ export function checkGemm(op: string, a: Tensor, b: Tensor, c: Tensor, spec: Gem
 
 /**
  * c (M,N) [+]= op(a) op(b) [+ bias] into an existing f32 tensor; a (M,K)|(K,M), b (K,N)|(N,K),
- * both f32 or both bf16 (any shapes with those element counts). For backward passes:
+ * each f32 or bf16 (any shapes with those element counts). Both f32 is an f32 product;
+ * otherwise, or with `bf16`, a bf16 product: every f32 operand is rounded to bf16 inside
+ * the product (bit-identical to cast-then-gemm). For backward passes:
  * dW (N,K) += dY^T X is gemmInto(dW, dY, X, { M: N, N: K, K: rows, transA: true, accumulate: true }).
  */
-export function gemmInto(c: Tensor<'f32'>, a: Tensor, b: Tensor, spec: GemmSpec): void {
+export function gemmInto(c: Tensor<'f32'>, a: Tensor, b: Tensor, spec: GemmSpec, bf16 = false): void {
   checkGemm('gemm', a, b, c, spec);
   const { M, N, K } = spec;
   const tA = spec.transA ?? false, tB = spec.transB ?? false, acc = spec.accumulate ?? false;
   const bias = spec.bias?.data ?? null;
   const ad = a.data, bd = b.data;
+  if (!(ad instanceof Float32Array || ad instanceof Uint16Array) || !(bd instanceof Float32Array || bd instanceof Uint16Array)) return;
   const addon = native();
-  if (ad instanceof Float32Array && bd instanceof Float32Array) {
+  if (ad instanceof Float32Array && bd instanceof Float32Array && !bf16) {
     check(addon.gemmF32(ad, bd, c.data, M, N, K, tA, tB, acc, bias), 'gemm_f32');
   } else if (ad instanceof Uint16Array && bd instanceof Uint16Array) {
     check(addon.gemmBf16(ad, bd, c.data, M, N, K, tA, tB, acc, bias), 'gemm_bf16');
+  } else {
+    check(addon.gemmBf16Mixed(ad, bd, c.data, M, N, K, tA, tB, acc, bias), 'gemm_bf16_mixed');
   }
-}
-
-/** x f32 (any shape) -> bf16 workspace tensor of the same shape (caller releases it). */
-function toBf16Workspace(x: Tensor<'f32'>): Tensor<'bf16'> {
-  const y = Tensor.empty(x.shape, 'bf16', 'workspace');
-  check(native().castF32ToBf16(x.data, y.data, x.size), 'cast_f32_bf16');
-  return y;
 }
 
 /** x bf16|f16 (any shape) -> f32 workspace tensor of the same shape, exact (caller releases it). */
@@ -129,17 +128,14 @@ export const nativeGemm: GemmOps = {
     const { spec, out } = linearDims(x, w, bias);
     const y = Tensor.empty(out, 'f32');
     if (bias !== undefined) spec.bias = bias;
-    if (w.dtype === 'f32') {
-      gemmInto(y, x, w, spec);
-      return y;
-    }
-    const xb = toBf16Workspace(x);
-    try {
-      gemmInto(y, xb, w, spec);
-    } finally {
-      xb.release();
-    }
+    gemmInto(y, x, w, spec);  // bf16 w: x is rounded to bf16 while packed
     return y;
+  },
+
+  matmulBf16Into(c, a, b, opts = {}) {
+    const spec = matmulDims(a, b, opts.transA ?? false, opts.transB ?? false);
+    if (!hasDtype(c, 'f32')) throw new ShapeError(`matmulBf16Into: c is ${c.dtype} ${fmt(c.shape)}, expected f32`);
+    gemmInto(c, a, b, { ...spec, accumulate: opts.accumulate ?? false }, true);
   },
 
   cast(x, dtype) {

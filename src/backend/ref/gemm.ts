@@ -65,11 +65,16 @@ function checkRefGemm(a: Tensor, b: Tensor, c: Tensor, spec: Omit<GemmSpec, 'bia
   }
 }
 
-/** c (M,N) [+]= op(a) op(b) [+ bias], float64 sums; native gemmInto's contract, plus f64. */
-export function refGemmInto(c: FTensor, a: Tensor, b: Tensor, spec: Omit<GemmSpec, 'bias'> & { bias?: FTensor | undefined }): void {
+/**
+ * c (M,N) [+]= op(a) op(b) [+ bias], float64 sums; native gemmInto's contract, plus f64:
+ * with a bf16 operand (or `bf16`) every f32 operand is rounded to bf16 first.
+ */
+export function refGemmInto(c: FTensor, a: Tensor, b: Tensor, spec: Omit<GemmSpec, 'bias'> & { bias?: FTensor | undefined }, bf16 = false): void {
   checkRefGemm(a, b, c, spec);
   const { M, N, K } = spec;
-  const av = valuesOf(a), bv = valuesOf(b), cd = c.data, bias = spec.bias?.data;
+  const rounding = bf16 || a.dtype === 'bf16' || b.dtype === 'bf16';
+  const operand = (x: Tensor): Float64Array => valuesOf(rounding && x.dtype === 'f32' ? roundToBf16(x) : x);
+  const av = operand(a), bv = operand(b), cd = c.data, bias = spec.bias?.data;
   for (let i = 0; i < M; i++) {
     for (let j = 0; j < N; j++) {
       let s = spec.accumulate ? (cd[i * N + j] ?? 0) : 0;
@@ -127,7 +132,7 @@ function linear(x: FTensor, w: Tensor, bias?: FTensor): FTensor {
   }
   const { spec, out } = linearDims(x, w, bias);
   const y = Tensor.zeros(out, 'f32');
-  refGemmInto(y, w.dtype === 'bf16' ? roundToBf16(x) : x, w, { ...spec, bias });
+  refGemmInto(y, x, w, { ...spec, bias });  // bf16 w: x rounded to bf16
   return y;
 }
 
@@ -137,6 +142,11 @@ export const refGemmFloat = { matmul, linear };
 export const refGemm: GemmOps = {
   matmul,
   linear,
+
+  matmulBf16Into(c, a, b, opts = {}) {
+    const spec = matmulDims(a, b, opts.transA ?? false, opts.transB ?? false);
+    refGemmInto(c, a, b, { ...spec, accumulate: opts.accumulate ?? false }, true);
+  },
 
   cast(x, dtype) {
     castTarget(x, dtype);

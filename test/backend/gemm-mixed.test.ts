@@ -1,0 +1,165 @@
+// Mixed-precision GEMM (gemmBf16Mixed, matmul/linear with one f32 and one bf16 operand,
+// matmulBf16Into): an f32 operand is rounded to bf16 inside the product, so on every ISA
+// the result must be bit-identical to casting it first (castF32ToBf16) and running the
+// bf16 product; and close to the reference, which rounds the same way. Covers every
+// orientation, accumulate and bias, the blocked driver's block edges, the small-M path,
+// special values (ties, subnormals, NaN, inf); thread-count determinism is in gemm.test.ts.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Tensor } from '../../src/tensor/tensor.js';
+import { scope } from '../../src/tensor/scope.js';
+import { check, native } from '../../src/backend/native/addon.js';
+import { gemmInto, nativeGemm, type GemmSpec } from '../../src/backend/native/gemm.js';
+import { f32ToBf16, refGemm, refGemmInto } from '../../src/backend/ref/gemm.js';
+import { Rng } from '../helpers/random.js';
+import { eachIsa } from '../helpers/isa.js';
+
+/** bf16 products against the float64 reference: only the f32 accumulation differs (gemm.test.ts BF16_REL). */
+const BF16_REL = 2e-5;
+
+type Pair = ['f32' | 'bf16', 'f32' | 'bf16'];
+const PAIRS: Pair[] = [['f32', 'bf16'], ['bf16', 'f32'], ['f32', 'f32']];
+
+/** Values whose bf16 rounding is delicate: ties both ways, subnormals, the largest finite f32. */
+function awkward(rng: Rng, n: number): Float32Array {
+  const v = rng.normals(n);
+  const u = new Uint32Array(v.buffer);
+  for (let i = 0; i < n; i++) {
+    const r = i % 5;
+    if (r === 1) u[i] = ((u[i] ?? 0) & 0xffff0000) | 0x8000;  // exact tie
+    if (r === 3) u[i] = ((u[i] ?? 0) & 0xffff0000) | 0x7fff;  // just below a tie
+    if (i % 97 === 5) u[i] = 0x00012345;  // subnormal
+  }
+  return v;
+}
+
+function tensorOf(v: Float32Array, shape: number[], dtype: 'f32' | 'bf16'): Tensor {
+  return dtype === 'f32' ? Tensor.from(shape, 'f32', v) : Tensor.from(shape, 'bf16', Array.from(v, f32ToBf16));
+}
+
+/** The bf16 copy castF32ToBf16 makes of an f32 tensor (bf16 tensors as they are). */
+function castBf16(x: Tensor): Tensor<'bf16'> {
+  if (x.dtype === 'bf16') return Tensor.from(x.shape, 'bf16', x.data);
+  const y = Tensor.zeros(x.shape, 'bf16');
+  const xd = x.data;
+  if (!(xd instanceof Float32Array)) throw new Error('f32 expected');
+  check(native().castF32ToBf16(xd, y.data, x.size), 'cast_f32_bf16');
+  return y;
+}
+
+const bits = (x: Float32Array): Uint32Array => new Uint32Array(x.buffer, x.byteOffset, x.length);
+
+// M, N, K: edges of the register tiles, the MC (336) / KC (1024) / NC (2048) blocks, K = 0,
+// odd K (zero-padded pairs), and small M in the linear orientation (the unpacked path).
+const CASES: [number, number, number][] = [
+  [1, 1, 1], [3, 5, 7], [17, 33, 31], [65, 129, 130], [350, 40, 300], [20, 40, 1100], [3, 2100, 20],
+  [40, 17, 1025], [4, 3, 0], [5, 37, 45], [33, 7, 3],
+];
+const ORIENTATIONS: [boolean, boolean][] = [[false, false], [false, true], [true, false], [true, true]];
+
+test('gemm bf16 mixed: bit-identical to cast-then-gemm and close to ref, every ISA, orientation, accumulate, bias', () => {
+  const rng = new Rng(21);
+  for (const [M, N, K] of CASES) {
+    for (const [transA, transB] of ORIENTATIONS) {
+      for (const [da, db] of PAIRS) {
+        scope(() => {
+          const sa = transA ? [K, M] : [M, K], sb = transB ? [N, K] : [K, N];
+          const a = tensorOf(awkward(rng, M * K), sa, da), b = tensorOf(awkward(rng, K * N), sb, db);
+          const ab = castBf16(a), bb = castBf16(b);
+          const c0 = rng.normals(M * N), bias = Tensor.from([N], 'f32', rng.normals(N));
+          // The float64 reference is slow in TS: the big cases check bit-identity only
+          // (gemm.test.ts checks the bf16 product itself against the reference there).
+          const withRef = M * N * K <= 200_000;
+          // accumulate + bias alternate over the pairs (each orientation sees both).
+          for (const accumulate of [(da === db) !== transA]) {
+            const spec: GemmSpec = { M, N, K, transA, transB, accumulate };
+            if (accumulate) spec.bias = bias;
+            const want = Tensor.from([M, N], 'f32', c0);
+            const bound = Tensor.from([M, N], 'f32', c0.map(Math.abs));
+            if (withRef) {
+              refGemmInto(want, a, b, spec, true);
+              const absOf = (x: Tensor<'bf16'>): Tensor<'bf16'> => Tensor.from(x.shape, 'bf16', Array.from(x.data, (h) => h & 0x7fff));
+              refGemmInto(bound, absOf(ab), absOf(bb), { ...spec, bias: accumulate ? Tensor.from([N], 'f32', bias.data.map(Math.abs)) : undefined });
+            }
+            eachIsa((isa) => {
+              const what = `${isa} ${da}x${db} M=${M} N=${N} K=${K} transA=${transA} transB=${transB} acc+bias=${accumulate}`;
+              const got = Tensor.from([M, N], 'f32', c0), cast = Tensor.from([M, N], 'f32', c0);
+              gemmInto(got, a, b, spec, true);
+              gemmInto(cast, ab, bb, spec);
+              assert.deepEqual(bits(got.data), bits(cast.data), `${what}: differs from cast-then-gemm`);
+              for (let i = 0; withRef && i < M * N; i++) {
+                const g = got.data[i] ?? NaN, w = want.data[i] ?? NaN, tol = BF16_REL * (bound.data[i] ?? 0);
+                // vdpbf16ps reads subnormal bf16 inputs as zero: allow their products' size too.
+                if (!(Math.abs(g - w) <= tol + 1e-37)) assert.fail(`${what}: element ${i} is ${g}, want ${w}`);
+              }
+            });
+          }
+        });
+      }
+    }
+  }
+});
+
+test('gemm bf16 mixed rounds exactly like the cast kernel: NaN, inf, ties (K = 1, b = 1)', () => {
+  // c (M,1) = a (M,1) * 1: the product is the rounded a itself (-0 aside, which the sum
+  // from +0 turns into +0); NaN stays NaN.
+  const special = new Uint32Array([0x7fc00000, 0x7f800001, 0xff800000, 0x7f800000, 0x3f808000, 0x3f818000, 0x3f807fff,
+    0x7f7fffff, 0xc0490fdb, 0x00000000, 0x3f800000]);
+  const M = special.length;
+  const a = Tensor.from([M, 1], 'f32', new Float32Array(special.buffer));
+  const one = Tensor.from([1, 1], 'bf16', [0x3f80]);
+  eachIsa((isa) => {
+    const got = nativeGemm.matmul(a, one);
+    const want = nativeGemm.matmul(castBf16(a), one);
+    assert.deepEqual(bits(got.data), bits(want.data), isa);
+    const cast = castBf16(a).data;
+    for (let i = 0; i < M; i++) {
+      const g = got.data[i] ?? 0;
+      if (Number.isNaN(g)) assert.ok(((cast[i] ?? 0) & 0x7fff) > 0x7f80, `${isa} row ${i}`);
+      else assert.equal(bits(got.data)[i], ((cast[i] ?? 0) << 16) >>> 0, `${isa} row ${i}`);
+    }
+  });
+});
+
+test('linear with bf16 w and matmulBf16Into: bit-identical to cast-then-gemm, small and large M', () => {
+  const rng = new Rng(22);
+  for (const M of [1, 3, 32, 33, 300]) {
+    scope(() => {
+      const K = 70, N = 45;
+      const x = Tensor.from([M, K], 'f32', awkward(rng, M * K)), w = tensorOf(awkward(rng, N * K), [N, K], 'bf16');
+      const bias = Tensor.from([N], 'f32', rng.normals(N));
+      eachIsa((isa) => {
+        const want = nativeGemm.linear(x, w, bias);  // f32 x with bf16 w
+        const xb = castBf16(x);
+        const cast = Tensor.from([M, N], 'f32', bias.data.length === N ? new Float32Array(M * N) : []);
+        gemmInto(cast, xb, w, { M, N, K, transB: true, bias });
+        assert.deepEqual(bits(want.data), bits(cast.data), `${isa} linear M=${M}`);
+        assert.deepEqual(bits(refGemm.linear(x, w, bias).data).length, M * N);
+        // dW = dY^T X with both f32: rounded while packing, as cast-then-matmul.
+        const dy = Tensor.from([M, N], 'f32', awkward(rng, M * N));
+        const dw = Tensor.from([N, K], 'f32', rng.normals(N * K));
+        const dwCast = Tensor.from([N, K], 'f32', dw.data);
+        nativeGemm.matmulBf16Into(dw, dy, x, { transA: true, accumulate: true });
+        gemmInto(dwCast, castBf16(dy), xb, { M: N, N: K, K: M, transA: true, accumulate: true });
+        assert.deepEqual(bits(dw.data), bits(dwCast.data), `${isa} dW M=${M}`);
+        // The reference rounds the same way (float64 sums).
+        const ref = Tensor.from([N, K], 'f32', new Float32Array(N * K));
+        refGemm.matmulBf16Into(ref, dy, x, { transA: true });
+        const plain = nativeGemm.matmul(castBf16(dy), xb, { transA: true });
+        for (let i = 0; i < N * K; i++) assert.ok(Math.abs((ref.data[i] ?? 0) - (plain.data[i] ?? 0)) <= 1e-4, `${isa} ref dW ${i}`);
+      });
+    });
+  }
+});
+
+test('gemmBf16Mixed checks buffer sizes (status 1) and dims (status 2)', () => {
+  const n = native();
+  const f = (k: number): Float32Array => new Float32Array(k), h = (k: number): Uint16Array => new Uint16Array(k);
+  eachIsa(() => {
+    assert.equal(n.gemmBf16Mixed(f(5), h(12), f(8), 2, 4, 3, false, false, false), 1);
+    assert.equal(n.gemmBf16Mixed(h(6), f(11), f(8), 2, 4, 3, false, true, false), 1);
+    assert.equal(n.gemmBf16Mixed(f(6), f(12), f(7), 2, 4, 3, true, false, true), 1);
+    assert.equal(n.gemmBf16Mixed(f(6), h(12), f(8), -2, 4, 3, false, false, false), 2);
+    assert.equal(n.gemmBf16Mixed(f(6), h(12), f(8), 2, 4, 3, false, false, false), 0);
+  });
+});
