@@ -132,23 +132,14 @@ function workspaceBytes(d: Dims, o: EstimateOptions): number {
 }
 
 /**
- * Memory held in the caching pool or kept alive at the peak beyond the live tensors
- * (RSS-only). Blocks freed while the model is built (weights moved into the flat
- * parameter buffer, f32 sources of a bf16 or 4-bit base) are handed back to the system
- * when FlatParams is built (train/params.ts trims the pool), so only the bf16 casts of
- * each linear's output gradient (and input, for full) that backward keeps to the step's
- * end remain.
+ * Memory held beyond the live tensors at the peak that the activation model does not
+ * count (RSS-only). Blocks freed while the model is built go back to the system when
+ * FlatParams is built (train/params.ts trims the pool), and bf16 matmuls round their f32
+ * operands inside the GEMM's packing (no cast copies), so nothing remains here today;
+ * the term stays in the breakdown so a future cache shows up in one place.
  */
-function allocatorCache(d: Dims, o: EstimateOptions): number {
-  let bytes = 0;
-  if (o.bf16 && !o.gradientCheckpointing) {
-    // Checkpointed layers free these at the end of each layer's recomputation instead.
-    const recorded = o.method === 'qlora' ? d.lin.filter((s) => d.targets.includes(s.name)) : d.lin;
-    const lora = o.method === 'full' ? 0 : cached(d.n * o.r * BF16);
-    const perLayer = recorded.reduce((n, s) => n + cached(d.n * s.out * BF16) + (o.method === 'full' ? cached(d.n * s.in * BF16) : lora), 0);
-    bytes += d.l * perLayer;
-  }
-  return bytes;
+function allocatorCache(): number {
+  return 0;
 }
 
 /** Predicts the peak memory of `ftune bench` / `ftune train` with these settings. */
@@ -179,7 +170,7 @@ export function estimateMemory(cfg: LlamaConfig, opts: EstimateOptions): MemoryE
     optimizer: 2 * trainable * F32,
     activations: act,
     workspace: workspaceBytes(d, o),
-    allocatorCache: allocatorCache(d, o) + cacheAtPeak,
+    allocatorCache: allocatorCache() + cacheAtPeak,
     total: 0,
   };
   bytes.total = bytes.runtime + bytes.weights + bytes.lora + bytes.grads + bytes.optimizer + bytes.activations + bytes.workspace + bytes.allocatorCache;
