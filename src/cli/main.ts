@@ -11,8 +11,10 @@ import { evalCommand } from './commands/eval.js';
 import { mergeCommand } from './commands/merge.js';
 import { quantizeCommand } from './commands/quantize.js';
 import { benchCommand } from './commands/bench.js';
+import { compareCommand } from './commands/compare.js';
+import { demoCommand } from './commands/demo.js';
 
-const COMMANDS: readonly Command[] = [trainCommand, evalCommand, generateCommand, mergeCommand, quantizeCommand, benchCommand, convertLlama2cCommand];
+const COMMANDS: readonly Command[] = [trainCommand, evalCommand, generateCommand, mergeCommand, quantizeCommand, compareCommand, demoCommand, benchCommand, convertLlama2cCommand];
 
 function usage(): string {
   const rows = COMMANDS.map((c) => `  ${c.name.padEnd(18)} ${c.summary}`);
