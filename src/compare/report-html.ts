@@ -81,7 +81,7 @@ export function barChart(id: string, title: string, unit: string, methods: reado
 }
 
 const STYLE = `body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px;color:#222;max-width:1200px}
-table{border-collapse:collapse;margin:12px 0}th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}
+table{border-collapse:collapse;margin:12px 0}th,td{border:1px solid #ccc;padding:4px 8px;text-align:right;white-space:nowrap}th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}
 .charts{display:flex;flex-wrap:wrap;gap:16px}.chart{border:1px solid #e3e3e3;background:#fff}.chart text{font-size:11px;fill:#333}.chart .title{font-size:13px;font-weight:600}
 .grid{stroke:#eee}.axis{stroke:#666}.ok{color:#2a7a2a}.gap{color:#a35a00}code{background:#f5f5f5;padding:0 3px}`;
 

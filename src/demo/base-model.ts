@@ -35,7 +35,7 @@ export interface BaseSpec {
 }
 
 export const DEMO_BASE: BaseSpec = { hidden: 128, layers: 4, heads: 4, intermediate: 384, rows: 6000, steps: 300, batch: 16, seq: 64, lr: 3e-3, seed: 1 };
-export const QUICK_BASE: BaseSpec = { hidden: 64, layers: 2, heads: 4, intermediate: 192, rows: 1500, steps: 60, batch: 16, seq: 64, lr: 5e-3, seed: 1 };
+export const QUICK_BASE: BaseSpec = { hidden: 64, layers: 2, heads: 4, intermediate: 192, rows: 600, steps: 30, batch: 16, seq: 64, lr: 5e-3, seed: 1 };
 
 /** Bumped when the corpus or the tokenizer changes, so stale caches are not reused. */
 const CORPUS_VERSION = 1;
