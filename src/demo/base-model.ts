@@ -34,11 +34,11 @@ export interface BaseSpec {
   seed: number;
 }
 
-export const DEMO_BASE: BaseSpec = { hidden: 128, layers: 4, heads: 4, intermediate: 384, rows: 6000, steps: 300, batch: 16, seq: 64, lr: 3e-3, seed: 1 };
+export const DEMO_BASE: BaseSpec = { hidden: 128, layers: 4, heads: 4, intermediate: 384, rows: 12000, steps: 1200, batch: 16, seq: 64, lr: 3e-3, seed: 1 };
 export const QUICK_BASE: BaseSpec = { hidden: 64, layers: 2, heads: 4, intermediate: 192, rows: 600, steps: 30, batch: 16, seq: 64, lr: 5e-3, seed: 1 };
 
 /** Bumped when the corpus or the tokenizer changes, so stale caches are not reused. */
-const CORPUS_VERSION = 1;
+const CORPUS_VERSION = 2;
 
 export function cacheRoot(): string {
   return process.env['FTUNE_CACHE'] ?? join(homedir(), '.cache', 'ftune');

@@ -16,32 +16,36 @@ const FEELINGS = ['happy', 'sad', 'tired', 'glad'] as const;
 /** Every word the generator writes, the template's words and punctuation (the tokenizer's vocabulary). */
 export const WORDS: readonly string[] = [
   ...NAMES, ...COLORS, ...THINGS, ...PLACES, ...SIZES, ...FEELINGS,
-  'has', 'a', 'the', 'is', 'went', 'to', 'likes', 'and', 'with', 'saw', 'at', 'was', 'then', 'it', 'played', 'gave', 'found',
+  'has', 'a', 'the', 'is', 'went', 'to', 'likes', 'and', 'with', 'saw', 'at', 'was', 'then', 'it', 'played', 'gave', 'found', 'now', 'of', 'again',
   'what', 'color', 'who', 'does', 'have', 'question', 'answer', '.', '?', ':',
 ];
 
 const pick = <T>(rng: Rng, xs: readonly T[]): T => xs[rng.int(xs.length)] as T;
 
-/** One sentence of the language (words and punctuation separated by spaces). */
-function sentence(rng: Rng): string {
+/**
+ * One two-sentence unit of the language. The second sentence refers back to the first
+ * (the same person, colour, thing or place), so pretraining rewards copying from the
+ * context: the skill the question task needs, which fine-tuning then only has to point
+ * at the right word.
+ */
+function unit(rng: Rng): string {
   const n = pick(rng, NAMES), m = pick(rng, NAMES), c = pick(rng, COLORS), t = pick(rng, THINGS), p = pick(rng, PLACES);
-  switch (rng.int(9)) {
-    case 0: return `${n} has a ${c} ${t} .`;
-    case 1: return `the ${t} is ${c} .`;
-    case 2: return `${n} went to the ${p} .`;
-    case 3: return `${n} likes the ${c} ${t} .`;
-    case 4: return `${n} played with ${m} at the ${p} .`;
-    case 5: return `${n} gave ${m} a ${pick(rng, SIZES)} ${t} .`;
-    case 6: return `${n} was ${pick(rng, FEELINGS)} .`;
-    case 7: return `${n} found a ${c} ${t} at the ${p} .`;
-    default: return `${n} saw the ${pick(rng, SIZES)} ${t} and then it was ${c} .`;
+  switch (rng.int(8)) {
+    case 0: return `${n} has a ${c} ${t} . the ${t} is ${c} .`;
+    case 1: return `${n} has a ${c} ${t} . ${n} likes the ${c} ${t} .`;
+    case 2: return `${n} went to the ${p} . at the ${p} ${n} was ${pick(rng, FEELINGS)} .`;
+    case 3: return `${n} gave ${m} a ${c} ${t} . now ${m} has the ${t} .`;
+    case 4: return `${n} played with ${m} at the ${p} . then ${m} went to the ${p} with ${n} .`;
+    case 5: return `${n} found a ${pick(rng, SIZES)} ${t} at the ${p} . it was ${c} and ${n} was ${pick(rng, FEELINGS)} .`;
+    case 6: return `${n} saw a ${c} ${t} . then ${n} saw it again .`;
+    default: return `the ${t} of ${n} is ${c} . ${n} has the ${c} ${t} .`;
   }
 }
 
-/** `rows` pretraining texts of 3 to 6 sentences each. */
+/** `rows` pretraining texts of 2 or 3 units each. */
 export function pretrainingTexts(rows: number, seed: number): string[] {
   const rng = new Rng(seed);
-  return Array.from({ length: rows }, () => Array.from({ length: 3 + rng.int(4) }, () => sentence(rng)).join(' '));
+  return Array.from({ length: rows }, () => Array.from({ length: 2 + rng.int(2) }, () => unit(rng)).join(' '));
 }
 
 export interface QaRow {
