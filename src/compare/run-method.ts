@@ -3,7 +3,7 @@
 // eval loss/perplexity, exact match, size on disk and generation speed (unmerged, then
 // merged for adapters). `ftune compare` runs each method in its own child process so
 // that the peak RSS it reports belongs to that method alone.
-import { readdirSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Example } from '../data/index.js';
 import { padIdOf } from '../data/index.js';
@@ -62,6 +62,21 @@ export function generationSpeed(model: Decoder, prompt: readonly number[], n: nu
   return (out.length - prompt.length) / ((performance.now() - t0) / 1000);
 }
 
+/**
+ * Peak resident set of this process in MiB. On Linux, /proc/self/status VmHWM: the high-water
+ * mark of this process image alone. getrusage's maxRSS is not used there because it
+ * survives exec, so a child spawned by a big parent would report the parent's peak.
+ */
+export function peakRssMiB(): number {
+  try {
+    const m = /^VmHWM:\s+(\d+)\s+kB/m.exec(readFileSync('/proc/self/status', 'utf8'));
+    if (m?.[1] !== undefined) return Number(m[1]) / 1024;
+  } catch {
+    // not Linux: fall through
+  }
+  return process.resourceUsage().maxRSS / 1024;
+}
+
 const countOf = (params: Array<[string, { size: number }]>): number => params.reduce((s, [, t]) => s + t.size, 0);
 
 export function runMethod(r: MethodRun): MethodResult {
@@ -88,7 +103,7 @@ export function runMethod(r: MethodRun): MethodResult {
     tokenizer: r.tokenizer, callbacks: [recorder, ...(r.callbacks ?? [])],
   });
   const out = trainer.train();
-  const peakRssMiB = process.resourceUsage().maxRSS / 1024;
+  const peakRss = peakRssMiB();
   const accountedPeakMiB = memoryStats().totalPeak / 2 ** 20;
   trainer.saveModel(r.saveDir);
 
@@ -119,7 +134,7 @@ export function runMethod(r: MethodRun): MethodResult {
     method: r.method,
     trainableParams: counts.trainable,
     totalParams: counts.all,
-    peakRssMiB,
+    peakRssMiB: peakRss,
     accountedPeakMiB,
     tokensPerSecond: out.metrics['train_tokens_per_second'] ?? 0,
     wallSeconds: out.metrics['train_runtime'] ?? 0,
