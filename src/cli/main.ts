@@ -12,8 +12,12 @@ import { mergeCommand } from './commands/merge.js';
 import { quantizeCommand } from './commands/quantize.js';
 import { benchCommand } from './commands/bench.js';
 import { estimateCommand } from './commands/estimate.js';
+import { compareCommand } from './commands/compare.js';
+import { demoCommand } from './commands/demo.js';
 
-const COMMANDS: readonly Command[] = [trainCommand, evalCommand, generateCommand, mergeCommand, quantizeCommand, benchCommand, estimateCommand, convertLlama2cCommand];
+const COMMANDS: readonly Command[] = [
+  demoCommand, trainCommand, evalCommand, generateCommand, compareCommand, estimateCommand, mergeCommand, quantizeCommand, benchCommand, convertLlama2cCommand,
+];
 
 function usage(): string {
   const rows = COMMANDS.map((c) => `  ${c.name.padEnd(18)} ${c.summary}`);
