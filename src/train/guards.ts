@@ -5,7 +5,6 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { freemem } from 'node:os';
 import { ConfigError, NumericalError } from '../errors.js';
-import type { LlamaConfig } from '../models/llama/config.js';
 import type { FlatParams } from './params.js';
 
 const NUMERIC_HINT = 'lower --lr, keep gradient clipping on (--max-grad-norm 1), try without --bf16, and check the data near this step; '
@@ -116,57 +115,6 @@ export const MEMORY_SUGGESTIONS: readonly string[] = [
   '--gradient-checkpointing (recompute layers in backward)',
   'a shorter --max-length',
 ];
-
-export interface PeakInput {
-  config: LlamaConfig;
-  method: 'full' | 'lora' | 'qlora';
-  batchSize: number;
-  /** Longest sequence a batch can hold (--max-length). */
-  seqLen: number;
-  /** LoRA rank (ignored for full). */
-  loraRank: number;
-  /** LoRA base weights in bf16. */
-  bf16Base: boolean;
-  gradientCheckpointing: boolean;
-}
-
-/** Node, the addon, BLAS buffers and the tokenizer: measured RSS of a tiny run is ~0.2 GiB; doubled. */
-const RUNTIME_OVERHEAD_BYTES = 512 * 2 ** 20;
-
-/**
- * A deliberately high estimate of a training run's peak bytes from the model config
- * alone (no allocation): weights + training state + activations + logits + runtime.
- * - Weights: f32 (bf16 linear weights for LoRA --bf16; NF4 at 0.5 byte + one f32 absmax
- *   per 64 weights for QLoRA); embeddings and norms f32.
- * - Training state: f32 gradients and two AdamW moments per trainable value (full: on
- *   top of the weights; LoRA: values, gradients and moments), with LoRA assumed on every
- *   linear layer (all-linear is the largest target set).
- * - Activations: Korthikanti et al. 2022 ("Reducing Activation Recomputation in Large
- *   Transformer Models", eq. 1), s·b·h·(34 + 5·a·s/h) bytes per layer at 16 bits, doubled
- *   for f32; with gradient checkpointing, each layer's f32 input plus one layer in full.
- * - Logits: three (B,T,V) f32 buffers (logits, softmax, their gradient).
- * The memory estimator (`ftune estimate`) supersedes this rule of thumb where present.
- */
-export function predictPeakBytes(p: PeakInput): number {
-  const c = p.config;
-  const C = c.hiddenSize;
-  const qDim = c.numAttentionHeads * c.headDim;
-  const kvDim = c.numKeyValueHeads * c.headDim;
-  const F = c.intermediateSize;
-  const L = c.numHiddenLayers;
-  const linear = L * (C * qDim + 2 * C * kvDim + qDim * C + 3 * C * F);
-  const other = c.vocabSize * C * (c.tieWordEmbeddings ? 1 : 2) + L * 2 * C + C;
-  const linearBytesPerWeight = p.method === 'qlora' ? 0.5 + 4 / 64 : p.method === 'lora' && p.bf16Base ? 2 : 4;
-  const weights = linear * linearBytesPerWeight + other * 4;
-  const loraPerLayer = p.loraRank * ((C + qDim) + 2 * (C + kvDim) + (qDim + C) + 2 * (C + F) + (F + C));
-  const trainable = p.method === 'full' ? linear + other : L * loraPerLayer;
-  const state = (p.method === 'full' ? 12 : 16) * trainable;
-  const bt = p.batchSize * p.seqLen;
-  const perLayer = 2 * bt * (34 * C + 5 * c.numAttentionHeads * p.seqLen);
-  const activations = p.gradientCheckpointing ? L * 4 * bt * C + perLayer : L * perLayer;
-  const logits = 3 * 4 * bt * c.vocabSize;
-  return Math.ceil(weights + state + activations + logits + RUNTIME_OVERHEAD_BYTES);
-}
 
 // ---- output directory -------------------------------------------------------------
 
