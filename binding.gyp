@@ -1,4 +1,7 @@
-# Native addon. Kernels for each ISA live in their own static library so each gets its
+# Native addon. Linked with -z nodelete: Node unloads an addon when the last worker
+# thread using it exits, and unloading libgomp under its idle OpenMP threads crashes the
+# process (SIGSEGV at exit of a worker that ran kernels).
+# Kernels for each ISA live in their own static library so each gets its
 # own -m flags; the dispatcher (isa.cc) picks one at load time by CPUID, so a binary built
 # here runs on CPUs without AVX-512 too. Files are found by suffix:
 #   *_avx512.cc -> ftune_avx512, *_avx2.cc -> ftune_avx2, everything else -> the addon.
@@ -30,7 +33,7 @@
       "cflags_cc": ["<@(ftune_cflags)"],
       "cflags_cc!": ["-fno-exceptions"],
       "cflags!": ["-fno-exceptions"],
-      "ldflags": ["-fopenmp"]
+      "ldflags": ["-fopenmp", "-Wl,-z,nodelete"]
     }
   ]
 }

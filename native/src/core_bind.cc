@@ -17,9 +17,11 @@ struct Block {
   bool freed;
 };
 
-// Live blocks by data pointer, so release() can find the block of an ArrayBuffer.
-std::mutex g_mu;
-std::unordered_map<void*, Block*> g_blocks;
+// Live blocks by data pointer, so release() can find the block of an ArrayBuffer. Both
+// live on the heap and are never destroyed: V8 runs finalizers (which use them) while
+// the process or a worker thread shuts down, possibly after static destructors.
+std::mutex& g_mu = *new std::mutex();
+std::unordered_map<void*, Block*>& g_blocks = *new std::unordered_map<void*, Block*>();
 std::atomic<int64_t> g_live{0};
 std::atomic<int64_t> g_peak{0};
 

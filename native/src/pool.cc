@@ -24,9 +24,11 @@ struct Pool {
   Pool() { mallopt(M_MMAP_THRESHOLD, (int)POOL_MIN); }
 };
 
+// Never destroyed: N-API finalizers may return blocks while the process (or a worker
+// thread's environment) shuts down, after static destructors have run.
 Pool& pool() {
-  static Pool p;
-  return p;
+  static Pool* p = new Pool();
+  return *p;
 }
 
 }  // namespace
