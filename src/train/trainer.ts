@@ -94,9 +94,9 @@ export class Trainer {
     });
   }
 
-  #ops(tape: Tape | undefined, dropout: number): Ops {
-    const matmulDtype = this.args.bf16 ? 'bf16' : 'f32';
-    return tape === undefined ? new Ops(this.model.backend, { training: false, matmulDtype }) : new Ops(this.model.backend, { tape, training: true, dropoutSeed: dropout, matmulDtype });
+  /** Training ops for one micro-batch (evaluation goes through evaluateLoss). */
+  #ops(tape: Tape, dropout: number): Ops {
+    return new Ops(this.model.backend, { tape, training: true, dropoutSeed: dropout, matmulDtype: this.args.bf16 ? 'bf16' : 'f32' });
   }
 
   /** Trains; returns the final step, the mean training loss and the final metrics. */
