@@ -3,9 +3,10 @@
 // (deterministic release: big buffers never wait for the garbage collector).
 #include <atomic>
 #include <cstdlib>
-#include <cstring>
 #include <mutex>
+#include <string>
 #include <unordered_map>
+#include <node_buffer.h>
 #include "bind.h"
 #include "pool.h"
 
@@ -56,12 +57,17 @@ void finalize(Napi::Env, void*, Block* b) {
 Napi::Value Alloc(const Napi::CallbackInfo& info) {
   int64_t bytes = int_arg(info, 0);
   if (bytes < 0) throw Napi::RangeError::New(info.Env(), "alloc: negative size");
+  // Node refuses external buffers past its buffer limit (4 GiB in Node 20) and then runs
+  // the finalizer twice (once in Node, once in node-addon-api): refuse before allocating.
+  if ((uint64_t)bytes > (uint64_t)node::Buffer::kMaxLength) {
+    throw Napi::RangeError::New(info.Env(), "alloc: " + std::to_string(bytes) + " bytes exceeds the largest buffer Node allows (" +
+                                                std::to_string((uint64_t)node::Buffer::kMaxLength) + " bytes)");
+  }
   bool zero = info.Length() < 2 || !info[1].IsBoolean() || info[1].As<Napi::Boolean>().Value();
   size_t rounded = ((size_t)bytes + 63) & ~(size_t)63;
   if (rounded == 0) rounded = 64;
-  void* p = pool_get(rounded);
+  void* p = pool_get(rounded, zero);
   if (!p) return info.Env().Null();
-  if (zero) std::memset(p, 0, rounded);
   Block* b = new Block{p, rounded, false};
   {
     std::lock_guard<std::mutex> lock(g_mu);

@@ -7,6 +7,7 @@
 #include <malloc.h>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <mutex>
 #include <unordered_map>
 #include <vector>
@@ -33,8 +34,10 @@ Pool& pool() {
 
 }  // namespace
 
-void* ft_aligned_alloc(size_t bytes) {
-  void* raw = std::malloc(bytes + 64);
+void* ft_aligned_alloc(size_t bytes, bool zero) {
+  // calloc skips clearing fresh pages the kernel hands out zeroed (every block of
+  // POOL_MIN bytes or more is mmapped), so zeroed blocks stay non-resident until used.
+  void* raw = zero ? std::calloc(bytes + 64, 1) : std::malloc(bytes + 64);
   if (raw == nullptr) return nullptr;
   // malloc aligns to 16, so there are at least 16 bytes before the aligned address to
   // remember the raw pointer in.
@@ -47,8 +50,8 @@ void ft_aligned_free(void* p) {
   if (p != nullptr) std::free(((void**)p)[-1]);
 }
 
-void* pool_get(size_t bytes) {
-  if (bytes < POOL_MIN) return ft_aligned_alloc(bytes);
+void* pool_get(size_t bytes, bool zero) {
+  if (bytes < POOL_MIN) return ft_aligned_alloc(bytes, zero);
   Pool& p = pool();
   {
     std::lock_guard<std::mutex> lock(p.mu);
@@ -59,14 +62,15 @@ void* pool_get(size_t bytes) {
       void* b = it->second.back();
       it->second.pop_back();
       p.cached -= bytes;
+      if (zero) std::memset(b, 0, bytes);
       return b;
     }
   }
-  void* b = ft_aligned_alloc(bytes);
+  void* b = ft_aligned_alloc(bytes, zero);
   if (b == nullptr) {
     // Out of memory: give the cache back to the system and try once more.
     pool_trim();
-    b = ft_aligned_alloc(bytes);
+    b = ft_aligned_alloc(bytes, zero);
     if (b == nullptr) {
       std::lock_guard<std::mutex> lock(p.mu);
       p.live -= bytes;

@@ -5,8 +5,8 @@
 #pragma once
 #include <cstddef>
 
-// A 64-byte aligned block of `bytes` (a multiple of 64), or nullptr.
-void* pool_get(size_t bytes);
+// A 64-byte aligned block of `bytes` (a multiple of 64), zero-filled when `zero`, or nullptr.
+void* pool_get(size_t bytes, bool zero);
 // Returns a block from pool_get; it is cached for reuse or freed past the cache limit.
 void pool_put(void* p, size_t bytes);
 // Frees every cached block; returns the bytes freed.
@@ -17,6 +17,6 @@ size_t pool_cached();
 // 64-byte aligned malloc that glibc reuses cleanly: aligned_alloc/memalign requests
 // more than the block and splits it, so a freed block is never big enough for the next
 // identical request and the heap grows without bound. Over-allocating by 64 bytes keeps
-// every request the same size. Free with ft_aligned_free.
-void* ft_aligned_alloc(size_t bytes);
+// every request the same size. Zero-filled when `zero`. Free with ft_aligned_free.
+void* ft_aligned_alloc(size_t bytes, bool zero = false);
 void ft_aligned_free(void* p);

@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, unlinkSync 
 import { join } from 'node:path';
 import { FormatError, IoError } from '../errors.js';
 import { writeAllSync, writeFileAtomic } from './atomic.js';
-import { compareCodePoints } from './safetensors-header.js';
+import { compareCodePoints, dataByteLength } from './safetensors-header.js';
 import { SafetensorsFile, writeSafetensors, type TensorInfo, type TensorToWrite } from './safetensors.js';
 
 export const SINGLE_FILE = 'model.safetensors';
@@ -165,7 +165,7 @@ export function planShards(tensors: readonly TensorToWrite[], maxShardBytes: num
   let cur: TensorToWrite[] = [];
   let curBytes = 0;
   for (const t of tensors) {
-    const size = t.data.byteLength;
+    const size = dataByteLength(t);
     if (size > maxShardBytes) {
       shards.push([t]);
       continue;
@@ -235,7 +235,7 @@ export function writeShardedCheckpoint(dir: string, tensors: readonly TensorToWr
     writeSafetensors(join(dir, file), shard, { format: 'pt' });
     for (const t of shard) {
       weightMap.set(t.name, file);
-      total += t.data.byteLength;
+      total += dataByteLength(t);
     }
   });
   let index: string | undefined;

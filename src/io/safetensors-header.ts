@@ -208,12 +208,25 @@ export function parseSafetensorsHeader(bytes: Uint8Array, fileSize: number, path
   return { headerLength: n, dataStart: 8 + n, metadata, tensors };
 }
 
-/** A tensor to write: `data` holds its little-endian, C-order bytes. */
+/**
+ * A tensor to write: `data` holds its little-endian, C-order bytes, whole or as parts
+ * written one after another (a tensor larger than one JavaScript buffer allows).
+ */
 export interface TensorToWrite {
   name: string;
   dtype: SafetensorsDType;
   shape: readonly number[];
-  data: Uint8Array;
+  data: Uint8Array | readonly Uint8Array[];
+}
+
+/** The parts of a tensor's bytes, in order. */
+export function dataParts(t: TensorToWrite): readonly Uint8Array[] {
+  return t.data instanceof Uint8Array ? [t.data] : t.data;
+}
+
+/** The byte length of a tensor's data (all parts). */
+export function dataByteLength(t: TensorToWrite): number {
+  return dataParts(t).reduce((n, d) => n + d.byteLength, 0);
 }
 
 export interface SafetensorsPlan {
@@ -238,8 +251,9 @@ function checkTensor(t: TensorToWrite, where: string): void {
   }
   const size = tensorByteSize(t.dtype, t.shape);
   if (typeof size === 'string') throw new FormatError(`${where}: tensor ${name}: ${size}`, 'pad the tensor to a whole number of bytes');
-  if (size !== BigInt(t.data.byteLength)) {
-    throw new ShapeError(`${where}: tensor ${name} has ${t.data.byteLength} data bytes, but dtype ${t.dtype} shape [${t.shape.join(',')}] needs ${size}`,
+  const bytes = dataByteLength(t);
+  if (size !== BigInt(bytes)) {
+    throw new ShapeError(`${where}: tensor ${name} has ${bytes} data bytes, but dtype ${t.dtype} shape [${t.shape.join(',')}] needs ${size}`,
       'pass the tensor bytes that match its dtype and shape');
   }
 }
@@ -267,7 +281,7 @@ export function planSafetensors(tensors: readonly TensorToWrite[], metadata: Rec
   }
   let offset = 0;
   for (const t of order) {
-    const end = offset + t.data.byteLength;
+    const end = offset + dataByteLength(t);
     parts.push(`${JSON.stringify(t.name)}:{"dtype":"${t.dtype}","shape":[${t.shape.join(',')}],"data_offsets":[${offset},${end}]}`);
     offset = end;
   }

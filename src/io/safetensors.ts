@@ -5,7 +5,7 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { FormatError, IoError, ShapeError } from '../errors.js';
 import { IO_CHUNK_BYTES, writeAllSync, writeFileAtomic } from './atomic.js';
-import { headerLengthOf, parseSafetensorsHeader, planSafetensors, type SafetensorsHeader, type TensorInfo, type TensorToWrite } from './safetensors-header.js';
+import { dataParts, headerLengthOf, parseSafetensorsHeader, planSafetensors, type SafetensorsHeader, type TensorInfo, type TensorToWrite } from './safetensors-header.js';
 
 export {
   DTYPE_BITS, MAX_HEADER_SIZE, SAFETENSORS_DTYPES, isSafetensorsDType, parseSafetensorsHeader, tensorByteSize,
@@ -112,6 +112,16 @@ export class SafetensorsFile {
     readExact(this.#fd, target, this.dataStart + t.begin, this.path, this.#onRead);
   }
 
+  /** Reads `target.byteLength` bytes of this tensor starting `byteOffset` bytes into it. */
+  readRangeInto(name: string, byteOffset: number, target: Uint8Array): void {
+    const t = this.info(name);
+    if (byteOffset < 0 || byteOffset + target.byteLength > t.end - t.begin) {
+      throw new ShapeError(`${this.path}: bytes [${byteOffset}, ${byteOffset + target.byteLength}) are outside tensor ${JSON.stringify(name)} (${t.end - t.begin} bytes)`);
+    }
+    if (this.#fd < 0) throw new IoError(`${this.path}: read after close()`, 'keep the file open while reading tensors');
+    readExact(this.#fd, target, this.dataStart + t.begin + byteOffset, this.path, this.#onRead);
+  }
+
   close(): void {
     if (this.#fd >= 0) closeSync(this.#fd);
     this.#fd = -1;
@@ -125,8 +135,10 @@ export function serializeSafetensors(tensors: readonly TensorToWrite[], metadata
   out.set(plan.header);
   let pos = plan.header.byteLength;
   for (const t of plan.order) {
-    out.set(t.data, pos);
-    pos += t.data.byteLength;
+    for (const part of dataParts(t)) {
+      out.set(part, pos);
+      pos += part.byteLength;
+    }
   }
   return out;
 }
@@ -140,6 +152,6 @@ export function writeSafetensors(path: string, tensors: readonly TensorToWrite[]
   const plan = planSafetensors(tensors, metadata, path);
   writeFileAtomic(path, (fd) => {
     writeAllSync(fd, plan.header);
-    for (const t of plan.order) writeAllSync(fd, t.data);
+    for (const t of plan.order) for (const part of dataParts(t)) writeAllSync(fd, part);
   });
 }

@@ -4,11 +4,15 @@
 // multi-GB model never waits for the garbage collector. Two lifetimes (STYLE.md rule 8):
 // persistent tensors (weights, grads, optimizer state) live until their owner drops them;
 // activations are created inside a `scope()` and released when it ends.
+import { constants } from 'node:buffer';
 import { ShapeError } from '../errors.js';
 import { native } from '../backend/native/addon.js';
 import { BYTES_PER_ELEMENT, viewOf, type ArrayOf, type DType } from './dtype.js';
 import { noteAlloc, noteFree, type MemoryCategory } from './memory.js';
 import { track, untrack } from './scope.js';
+
+/** The largest buffer Node allows (4 GiB in Node 20). */
+const MAX_BUFFER_BYTES = constants.MAX_LENGTH;
 
 export type Shape = readonly number[];
 
@@ -59,6 +63,10 @@ export class Tensor<D extends DType = DType> {
   static #alloc<D extends DType>(shape: Shape, dtype: D, category: MemoryCategory, zero: boolean): Tensor<D> {
     const n = numel(shape);
     const bytes = n * BYTES_PER_ELEMENT[dtype];
+    if (bytes > MAX_BUFFER_BYTES) {
+      throw new ShapeError(`a ${dtype} tensor [${shape.join(', ')}] needs ${bytes} bytes, more than one Node buffer can hold (${MAX_BUFFER_BYTES})`,
+        'split the tensor (ftune keeps every tensor of a supported model under this limit; this is likely a bug or an unsupported shape)');
+    }
     const buffer = native().alloc(bytes, zero);
     if (buffer === null) {
       throw new ShapeError(`out of memory allocating ${bytes} bytes for a ${dtype} tensor [${shape.join(', ')}]`,

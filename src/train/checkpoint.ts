@@ -37,9 +37,9 @@ export function saveCheckpoint(
   buildDirAtomic(dir, (tmp) => {
     parts.saveModel(tmp);
     writeSafetensors(join(tmp, 'optimizer.safetensors'), [
-      { name: 'values', dtype: 'F32', shape: [p.count], data: bytesOf(p.values) },
-      { name: 'm', dtype: 'F32', shape: [p.count], data: bytesOf(p.m) },
-      { name: 'v', dtype: 'F32', shape: [p.count], data: bytesOf(p.v) },
+      { name: 'values', dtype: 'F32', shape: [p.count], data: p.segments.map((s) => bytesOf(s.values)) },
+      { name: 'm', dtype: 'F32', shape: [p.count], data: p.segments.map((s) => bytesOf(s.m)) },
+      { name: 'v', dtype: 'F32', shape: [p.count], data: p.segments.map((s) => bytesOf(s.v)) },
     ], { format: 'ftune', step: String(parts.optimizer.step), names: p.names.join(',') });
     writeJsonFile(join(tmp, 'scheduler.json'), parts.schedule);
     writeJsonFile(join(tmp, 'rng_state.json'), { seed: parts.args.seed, ...parts.totals });
@@ -59,10 +59,10 @@ export function loadCheckpoint(dir: string, optimizer: Optimizer): { state: Trai
     if (file.metadata?.['names'] !== p.names.join(',')) {
       throw new FormatError(`${path}: the checkpoint's trainable parameters differ from this run's`, 'resume with the same model, method and LoRA settings as the run that wrote the checkpoint');
     }
-    for (const [name, t] of [['values', p.values], ['m', p.m], ['v', p.v]] as const) {
+    for (const name of ['values', 'm', 'v'] as const) {
       const info = file.tensors.get(name);
       if (info?.shape[0] !== p.count) throw new FormatError(`${path}: ${name} holds ${info?.shape[0] ?? 0} values, this run has ${p.count}`, 'resume with the same settings');
-      file.readInto(name, bytesOf(t));
+      for (const s of p.segments) file.readRangeInto(name, s.start * 4, bytesOf(s[name]));
     }
     optimizer.step = Number(file.metadata['step'] ?? '0');
   } finally {

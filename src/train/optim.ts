@@ -30,21 +30,22 @@ export class Optimizer {
   /** One update with learning rate lr; gradients are multiplied by gradScale first. */
   update(backend: Backend, lr: number, gradScale: number): void {
     const p = this.params;
-    const groups: Array<[number, number, number]> = [
-      [0, p.decayCount, this.spec.weightDecay],
-      [p.decayCount, p.count, 0],
-    ];
     this.step += 1;
-    for (const [start, end, wd] of groups) {
-      if (end <= start) continue;
-      const view = (t: Tensor<'f32'>): Tensor<'f32'> => Tensor.view(t, start, [end - start]);
-      if (this.spec.name === 'sgd') {
-        if (wd !== 0) backend.scaleInPlace(view(p.values), 1 - lr * wd);
-        backend.addScaledInPlace(view(p.values), view(p.grads), -lr * gradScale);
-      } else {
-        backend.adamw(view(p.values), view(p.grads), view(p.m), view(p.v), {
-          lr, beta1: this.spec.beta1, beta2: this.spec.beta2, eps: this.spec.eps, weightDecay: wd, step: this.step, gradScale,
-        });
+    for (const segment of p.segments) {
+      // Segment-local bounds of the weight-decay group (decayed parameters come first).
+      const decayEnd = Math.min(Math.max(p.decayCount - segment.start, 0), segment.count);
+      const groups: Array<[number, number, number]> = [[0, decayEnd, this.spec.weightDecay], [decayEnd, segment.count, 0]];
+      for (const [start, end, wd] of groups) {
+        if (end <= start) continue;
+        const view = (t: Tensor<'f32'>): Tensor<'f32'> => Tensor.view(t, start, [end - start]);
+        if (this.spec.name === 'sgd') {
+          if (wd !== 0) backend.scaleInPlace(view(segment.values), 1 - lr * wd);
+          backend.addScaledInPlace(view(segment.values), view(segment.grads), -lr * gradScale);
+        } else {
+          backend.adamw(view(segment.values), view(segment.grads), view(segment.m), view(segment.v), {
+            lr, beta1: this.spec.beta1, beta2: this.spec.beta2, eps: this.spec.eps, weightDecay: wd, step: this.step, gradScale,
+          });
+        }
       }
     }
   }
