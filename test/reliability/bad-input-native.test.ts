@@ -5,6 +5,9 @@
 // bounds; every buffer replaced by an empty one is rejected. Under scripts/asan.sh this
 // runs with AddressSanitizer + UBSan, which turn any out-of-bounds access or overflow into
 // a failure.
+import { spawnSync } from 'node:child_process';
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { native, type NativeAddon } from '../../src/backend/native/addon.js';
@@ -152,7 +155,15 @@ test('native: a 4-bit weight whose N * K overflows 64 bits is an argument error,
   assert.equal(addon.q4LinearBackward(weight(), f32(), f32(), 2 ** 39), 2);
 });
 
-test('native: allocations the machine cannot hold return null instead of aborting', () => {
+test('native: allocations past Node\'s buffer limit throw; ones the machine cannot hold return null instead of aborting', () => {
   const addon = native();
-  assert.equal(addon.alloc(2 ** 52), null);
+  assert.throws(() => addon.alloc(2 ** 52), /exceeds the largest buffer Node allows/);
+  // Under a 3 GiB address-space limit a 4 GiB block cannot be mapped: malloc fails, the
+  // pool trims and retries, and alloc returns null (Tensor turns that into ShapeError).
+  const script = `const { native } = await import(${JSON.stringify(pathToFileURL(resolve('dist/src/backend/native/addon.js')).href)});
+    const a = native();
+    console.log(JSON.stringify([a.alloc(2 ** 32 - 64), a.alloc(1 << 20)?.byteLength]));`;
+  const out = spawnSync('sh', ['-c', 'ulimit -v 3145728 && exec "$0" --input-type=module -e "$1"', process.execPath, script], { encoding: 'utf8' });
+  assert.equal(out.status, 0, out.stderr);
+  assert.deepEqual(JSON.parse(out.stdout), [null, 1 << 20]);
 });
