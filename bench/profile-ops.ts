@@ -6,7 +6,7 @@
 // the bf16 products show apart from the f32 ones. Nested calls count in both (a backend
 // method calling another one); the shares are what matter on a shared machine.
 // Run: node dist/bench/profile-ops.js [--preset medium] [--method lora|full|qlora]
-//      [--targets all|qv] [--bf16] [--batch 4] [--steps 1] [--top 24]
+//      [--targets all|qv] [--bf16] [--batch 4] [--steps 1] [--top 24] [--shapes]
 import { nativeBackend } from '../src/backend/index.js';
 import { runTrainBench } from '../src/bench/train-bench.js';
 import { preset } from '../src/bench/presets.js';
@@ -27,11 +27,20 @@ function transLabel(x: unknown): string {
   return ('transA' in x && x.transA === true ? 'TA' : '') + ('transB' in x && x.transB === true ? 'TB' : '');
 }
 
-/** Op name plus operand dtypes for the products. */
+/** With --shapes: the operand shapes of a product, e.g. [2048x768]x[768x768]. */
+const SHAPES = process.argv.includes('--shapes');
+function shapeOf(...xs: unknown[]): string {
+  if (!SHAPES) return '';
+  const one = (x: unknown): string => (typeof x === 'object' && x !== null && 'shape' in x && Array.isArray(x.shape) ? x.shape.join('x') : '?');
+  return ` [${xs.map(one).join('][')}]`;
+}
+
+/** Op name plus operand dtypes for the products (and shapes with --shapes). */
 function keyOf(name: string, args: unknown[]): string {
-  if (name === 'linear') return `linear:${dtypeOf(args[0])}x${dtypeOf(args[1])}`;
-  if (name === 'matmul') return `matmul:${dtypeOf(args[0])}x${dtypeOf(args[1])}${transLabel(args[2])}`;
-  if (name === 'matmulInto') return `matmulInto:${dtypeOf(args[1])}x${dtypeOf(args[2])}${transLabel(args[3])}`;
+  if (name === 'linear') return `linear:${dtypeOf(args[0])}x${dtypeOf(args[1])}${shapeOf(args[0], args[1])}`;
+  if (name === 'matmul') return `matmul:${dtypeOf(args[0])}x${dtypeOf(args[1])}${transLabel(args[2])}${shapeOf(args[0], args[1])}`;
+  if (name === 'matmulInto') return `matmulInto:${dtypeOf(args[1])}x${dtypeOf(args[2])}${transLabel(args[3])}${shapeOf(args[1], args[2])}`;
+  if (name === 'matmulBf16Into') return `matmulBf16Into${shapeOf(args[1], args[2])}`;
   if (name === 'cast') return `cast:${dtypeOf(args[0])}->${String(args[1])}`;
   return name;
 }
@@ -71,8 +80,8 @@ const wall = performance.now() - t0;
 console.log(JSON.stringify({ tokens_per_s: r['tokens_per_s'], step_ms: r['step_ms'], wall_ms: Math.round(wall) }));
 const total = [...times.values()].reduce((a, v) => a + v.cpu, 0);
 const rows = [...times.entries()].sort((a, b) => b[1].cpu - a[1].cpu).slice(0, Number(arg('--top', '24')));
-console.log(`${'op'.padEnd(30)} ${'wall ms'.padStart(8)} ${'cpu ms'.padStart(8)} ${'calls'.padStart(6)} cpu share`);
+console.log(`${'op'.padEnd(SHAPES ? 52 : 30)} ${'wall ms'.padStart(8)} ${'cpu ms'.padStart(8)} ${'calls'.padStart(6)} cpu share`);
 for (const [k, v] of rows) {
-  console.log(`${k.padEnd(30)} ${v.ms.toFixed(0).padStart(8)} ${v.cpu.toFixed(0).padStart(8)} ${String(v.calls).padStart(6)} ${((100 * v.cpu) / total).toFixed(1).padStart(5)}%`);
+  console.log(`${k.padEnd(SHAPES ? 52 : 30)} ${v.ms.toFixed(0).padStart(8)} ${v.cpu.toFixed(0).padStart(8)} ${String(v.calls).padStart(6)} ${((100 * v.cpu) / total).toFixed(1).padStart(5)}%`);
 }
 console.log(`total in backend: ${total.toFixed(0)} ms cpu; ${wall.toFixed(0)} ms wall for the whole run`);
