@@ -108,27 +108,82 @@ void pack_pairs_rows(const float* p, int64_t ks, int64_t nr, int64_t R, int64_t 
   }
 }
 
-// k contiguous (ks == 1): 32 k values of a row round to 16 pairs, which go to 16
-// pair-rows (stride R); k blocks of 32 keep the strided stores inside L1.
-void pack_pairs_cols(const float* p, int64_t rs, int64_t nr, int64_t R, int64_t kc, uint32_t* dst) {
-  const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
-  const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
-  alignas(64) uint32_t pairs[16];
+// Transposes a 16 x 16 block of 32-bit lanes in place: r[i] lane j <-> r[j] lane i.
+inline void transpose16(__m512i r[16]) {
+  __m512i t[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4) {
+    r[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
+    r[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
+    r[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
+    r[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
+  }
+  // Each 128-bit lane q of r[i] now holds rows 4q'.. of column block i; gather lanes.
+  for (int i = 0; i < 4; i++) {
+    t[i] = _mm512_shuffle_i32x4(r[i], r[i + 4], 0x88);
+    t[i + 4] = _mm512_shuffle_i32x4(r[i], r[i + 4], 0xdd);
+    t[i + 8] = _mm512_shuffle_i32x4(r[i + 8], r[i + 12], 0x88);
+    t[i + 12] = _mm512_shuffle_i32x4(r[i + 8], r[i + 12], 0xdd);
+  }
+  for (int i = 0; i < 4; i++) {
+    r[i] = _mm512_shuffle_i32x4(t[i], t[i + 8], 0x88);
+    r[i + 8] = _mm512_shuffle_i32x4(t[i], t[i + 8], 0xdd);
+    r[i + 4] = _mm512_shuffle_i32x4(t[i + 4], t[i + 12], 0x88);
+    r[i + 12] = _mm512_shuffle_i32x4(t[i + 4], t[i + 12], 0xdd);
+  }
+}
+
+inline __mmask16 lanes(int64_t n) { return n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1); }
+
+// k contiguous (ks == 1): rows go 16 at a time; row r's pairs j = (k 2j, k 2j+1) of a
+// 32-k block come from load(r) (16 pairs as u32 lanes), then one 16 x 16 transpose turns
+// them into pair-rows, each stored as one masked vector of the group's rows.
+template <class Load>
+void pack_pairs_cols_t(int64_t nr, int64_t R, int64_t kc, uint32_t* dst, Load load) {
+  __m512i rows[16];
   for (int64_t kb = 0; kb < kc; kb += 32) {
     const int64_t n = kc - kb < 32 ? kc - kb : 32, np = (n + 1) >> 1;
-    const __mmask16 m0 = n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1);
-    const __mmask16 m1 = n >= 32 ? (__mmask16)0xffff : n > 16 ? (__mmask16)((1u << (n - 16)) - 1) : (__mmask16)0;
-    for (int64_t r = 0; r < nr; r++) {
-      const float* x = p + r * rs + kb;
-      const __m512i a = round_bf16(_mm512_maskz_loadu_ps(m0, x));
-      const __m512i b = round_bf16(_mm512_maskz_loadu_ps(m1, x + 16));
-      // a, b hold k = 0..15, 16..31 of the block: pair j = (k 2j, k 2j+1).
-      const __m512i lo = _mm512_permutex2var_epi32(a, even, b), hi = _mm512_permutex2var_epi32(a, odd, b);
-      _mm512_store_si512((__m512i*)pairs, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
-      uint32_t* out = dst + (kb >> 1) * R + r;
-      for (int64_t j = 0; j < np; j++) out[j * R] = pairs[j];
+    for (int64_t r0 = 0; r0 < nr; r0 += 16) {
+      const int64_t g = nr - r0 < 16 ? nr - r0 : 16;
+      for (int64_t i = 0; i < 16; i++) rows[i] = i < g ? load(r0 + i, kb, n) : _mm512_setzero_si512();
+      transpose16(rows);
+      const __mmask16 m = lanes(g);
+      uint32_t* out = dst + (kb >> 1) * R + r0;
+      for (int64_t j = 0; j < np; j++) _mm512_mask_storeu_epi32(out + j * R, m, rows[j]);
     }
   }
+}
+
+// Row r, k block [kb, kb+n) of an f32 source rounded to bf16, as 16 pairs (zero past n).
+struct LoadF32Pairs {
+  const float* p;
+  int64_t rs;
+  __m512i even, odd;
+  __m512i operator()(int64_t r, int64_t kb, int64_t n) const {
+    const float* x = p + r * rs + kb;
+    const __m512i a = round_bf16(_mm512_maskz_loadu_ps(lanes(n), x));
+    const __m512i b = round_bf16(_mm512_maskz_loadu_ps(lanes(n - 16 > 0 ? n - 16 : 0), x + 16));
+    const __m512i lo = _mm512_permutex2var_epi32(a, even, b), hi = _mm512_permutex2var_epi32(a, odd, b);
+    return _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16));
+  }
+};
+
+// Row r, k block [kb, kb+n) of a bf16 source: its pairs are already adjacent 16-bit
+// values, so 16 u32 lanes; an odd n leaves the last pair's high half zero.
+struct LoadBf16Pairs {
+  const uint16_t* p;
+  int64_t rs;
+  __m512i operator()(int64_t r, int64_t kb, int64_t n) const {
+    return _mm512_maskz_loadu_epi16(n >= 32 ? ~(__mmask32)0 : (__mmask32)((1u << n) - 1), p + r * rs + kb);
+  }
+};
+
+void pack_pairs_cols(const float* p, int64_t rs, int64_t nr, int64_t R, int64_t kc, uint32_t* dst) {
+  const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+  pack_pairs_cols_t(nr, R, kc, dst, LoadF32Pairs{p, rs, even, _mm512_add_epi32(even, _mm512_set1_epi32(1))});
 }
 
 // The gemm_pack_fn of the bf16 kernel: p (R rows, kc) f32 -> dst (kcp/2, R, 2) bf16 pairs.
@@ -138,12 +193,34 @@ void gemm_pack_f32_bf16_avx512(const float* p, int64_t rs, int64_t ks, int64_t n
   else pack_pairs_cols(p, rs, nr, R, kc, (uint32_t*)dst);
 }
 
+// The gemm_pack_bf16_fn of the bf16 kernel. Rows contiguous (rs == 1): rows k and k+1
+// widen to 16 u32 lanes each and interleave as (lo, hi); k contiguous: transposes.
+void gemm_pack_bf16_avx512(const uint16_t* p, int64_t rs, int64_t ks, int64_t nr, int64_t R, int64_t kc,
+                           uint16_t* dst) {
+  uint32_t* d = (uint32_t*)dst;
+  if (rs != 1) {
+    pack_pairs_cols_t(nr, R, kc, d, LoadBf16Pairs{p, rs});
+    return;
+  }
+  for (int64_t k = 0; k < kc; k += 2) {
+    const uint16_t* x0 = p + k * ks;
+    const uint16_t* x1 = k + 1 < kc ? x0 + ks : nullptr;
+    uint32_t* out = d + (k >> 1) * R;
+    for (int64_t r = 0; r < nr; r += 16) {
+      const __mmask16 m = lanes(nr - r);
+      const __m512i lo = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, x0 + r));
+      const __m512i hi = x1 ? _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, x1 + r)) : _mm512_setzero_si512();
+      _mm512_mask_storeu_epi32(out + r, m, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+    }
+  }
+}
+
 }  // namespace
 
 // Cache blocks, measured on Zen 5 (48 KiB L1d, 1 MiB L2 per core; bench/RESULTS.md):
 // a deep KC pays most, since each K slice reloads and stores the C tile (f32 KC 256 ->
 // 768 took 2048^3 from 190 to 210 GFLOP/s on one core). The KC x 32 B micro-panel then
 // lives in L2 next to the MC x KC block of A; L2 bandwidth covers both at this tile size.
-const gemm_kernel gemm_kernel_f32_avx512 = {gemm_micro_f32_avx512, MR, NR, 768, 14 * 24, 32 * 64, 1, nullptr};
+const gemm_kernel gemm_kernel_f32_avx512 = {gemm_micro_f32_avx512, MR, NR, 768, 14 * 24, 32 * 64, 1, nullptr, nullptr};
 const gemm_kernel gemm_kernel_bf16_avx512 = {gemm_micro_bf16_avx512, MR, NR, 1024, 14 * 24, 32 * 64, 2,
-                                              gemm_pack_f32_bf16_avx512};
+                                              gemm_pack_f32_bf16_avx512, gemm_pack_bf16_avx512};

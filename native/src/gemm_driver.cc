@@ -163,6 +163,10 @@ void pack_panel(const gemm_kernel& g, const Src& s, int64_t r0, int64_t nr, int6
     const int64_t kcp = round_up(kc, 2);
     if (nr < R || kcp != kc) std::memset(dst, 0, (size_t)(kcp * R) * 2);
     g.pack_f32_bf16((const float*)s.base + r0 * s.rs + k0 * s.ks, s.rs, s.ks, nr, R, kc, (uint16_t*)dst);
+  } else if (g.kpair == 2 && s.type == GEMM_SRC_BF16 && g.pack_bf16 && (s.rs == 1 || s.ks == 1)) {
+    const int64_t kcp = round_up(kc, 2);
+    if (nr < R || kcp != kc) std::memset(dst, 0, (size_t)(kcp * R) * 2);
+    g.pack_bf16((const uint16_t*)s.base + r0 * s.rs + k0 * s.ks, s.rs, s.ks, nr, R, kc, (uint16_t*)dst);
   } else if (g.kpair == 2) pack_bf16_pairs(s, r0, nr, R, k0, kc, (uint16_t*)dst);
   else pack_f32(s, r0, nr, R, k0, kc, (float*)dst);
 }
@@ -211,13 +215,9 @@ ft_status run_blocked(const gemm_kernel& g, const Src& sa, const Src& sb, const 
   const bool split_m = tiles >= 4 * T || tiles >= nc_max / NR;
 
   const size_t b_bytes = (size_t)(nc_max * kc_max * es), a_bytes = (size_t)(mc_max * kc_max * es);
-  char* bpack = (char*)ft_aligned_alloc(round_up((int64_t)b_bytes, 64));
-  char* apack = (char*)ft_aligned_alloc(round_up((int64_t)a_bytes, 64) * T);
-  if (!bpack || !apack) {
-    ft_aligned_free(bpack);
-    ft_aligned_free(apack);
-    return FT_ERR_ALLOC;
-  }
+  const PoolScratch bscratch((size_t)round_up((int64_t)b_bytes, 64)), ascratch((size_t)(round_up((int64_t)a_bytes, 64) * T));
+  char *bpack = bscratch.get(), *apack = ascratch.get();
+  if (!bpack || !apack) return FT_ERR_ALLOC;
   if (bias) {  // after the allocations, so a failed call leaves c untouched
     add_bias(bias, c, M, N, accumulate);
     accumulate = true;
@@ -267,8 +267,6 @@ ft_status run_blocked(const gemm_kernel& g, const Src& sa, const Src& sb, const 
       }
     }
   }
-  ft_aligned_free(bpack);
-  ft_aligned_free(apack);
   return FT_OK;
 }
 

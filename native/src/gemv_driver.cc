@@ -60,7 +60,8 @@ ft_status gemv_rows_q4(const gemv_kernel& g, q4_gemv_fn fused, const void* x, co
   const int T = M * N * K >= PARALLEL_MIN_WORK ? omp_get_max_threads() : 1;
   // One decoded group of rows per thread (GEMV_ROWS x K values, L2-resident for K <= 16k).
   const size_t stride = (size_t)((GEMV_ROWS * K * es + 63) / 64 * 64 + 64);
-  char* bufs = (char*)ft_aligned_alloc(stride * T);
+  const PoolScratch scratch(stride * T);
+  char* bufs = scratch.get();
   if (!bufs) return FT_ERR_ALLOC;
   const char* xb = (const char*)x;
 #pragma omp parallel num_threads(T)
@@ -82,6 +83,5 @@ ft_status gemv_rows_q4(const gemv_kernel& g, q4_gemv_fn fused, const void* x, co
       }
     }
   }
-  ft_aligned_free(bufs);
   return FT_OK;
 }

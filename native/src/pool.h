@@ -20,3 +20,21 @@ size_t pool_cached();
 // every request the same size. Zero-filled when `zero`. Free with ft_aligned_free.
 void* ft_aligned_alloc(size_t bytes, bool zero = false);
 void ft_aligned_free(void* p);
+
+// Scratch memory for one kernel call (pack buffers, decode rows), from the caching pool
+// so that repeated calls with the same shapes reuse it instead of mapping fresh pages
+// (glibc maps blocks of 256 KiB or more anew each time, and every first touch faults).
+class PoolScratch {
+ public:
+  explicit PoolScratch(size_t bytes) : bytes_((bytes + 63) / 64 * 64), p_(pool_get(bytes_ == 0 ? 64 : bytes_, false)) {}
+  ~PoolScratch() {
+    if (p_ != nullptr) pool_put(p_, bytes_ == 0 ? 64 : bytes_);
+  }
+  PoolScratch(const PoolScratch&) = delete;
+  PoolScratch& operator=(const PoolScratch&) = delete;
+  char* get() const { return static_cast<char*>(p_); }
+
+ private:
+  size_t bytes_;
+  void* p_;
+};
