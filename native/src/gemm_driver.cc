@@ -157,8 +157,30 @@ void pack_bf16_pairs(const Src& s, int64_t r0, int64_t nr, int64_t R, int64_t k0
   }
 }
 
+// Packs a 4-bit source as bf16 k pairs with the ISA's vector packer: the panel's values
+// are decoded into a bf16 block first (weight rows contiguous in k for the forward
+// orientation, in the panel's rows for the backward one), which the packer then transposes
+// or interleaves. The caller has zeroed rows nr..R-1 and the odd k tail.
+void pack_q4_vector(const gemm_kernel& g, const Src& s, int64_t r0, int64_t nr, int64_t R, int64_t k0, int64_t kc,
+                    uint16_t* dst) {
+  alignas(64) uint16_t block[32 * KC_MAX];  // (nr, kc) forward or (kc, nr) backward; nr <= NR <= 32
+  if (s.ks == 1) {
+    for (int64_t r = 0; r < nr; r++) s.dec(*s.q4, (r0 + r) * s.rs + k0, kc, s.kind, block + r * kc);
+    g.pack_bf16(block, kc, 1, nr, R, kc, dst);
+  } else {
+    for (int64_t k = 0; k < kc; k++) s.dec(*s.q4, (k0 + k) * s.ks + r0, nr, s.kind, block + k * nr);
+    g.pack_bf16(block, 1, nr, nr, R, kc, dst);
+  }
+}
+
 void pack_panel(const gemm_kernel& g, const Src& s, int64_t r0, int64_t nr, int64_t R, int64_t k0, int64_t kc,
                 void* dst) {
+  if (g.kpair == 2 && s.type == GEMM_SRC_Q4 && s.kind == Q4_OUT_BF16 && g.pack_bf16 && R <= 32 && kc <= KC_MAX) {
+    const int64_t kcp = round_up(kc, 2);
+    if (nr < R || kcp != kc) std::memset(dst, 0, (size_t)(kcp * R) * 2);
+    pack_q4_vector(g, s, r0, nr, R, k0, kc, (uint16_t*)dst);
+    return;
+  }
   if (g.kpair == 2 && s.type == GEMM_SRC_F32_BF16 && g.pack_f32_bf16 && (s.rs == 1 || s.ks == 1)) {
     const int64_t kcp = round_up(kc, 2);
     if (nr < R || kcp != kc) std::memset(dst, 0, (size_t)(kcp * R) * 2);
