@@ -19,7 +19,7 @@ export function benchTargets(value: string): string[] | 'all-linear' {
 export const benchCommand: Command = {
   name: 'bench',
   summary: 'benchmark training steps on a preset shape (random weights), as the PyTorch anchor does',
-  usage: 'ftune bench --preset tiny|small|medium|large --method full|lora|qlora [--r N] [--target-modules LIST|all-linear] [--batch N] [--seq N] [--steps N] [--warmup N] [--bf16] [--gradient-checkpointing]\n       ftune bench --generate --preset NAME [--weights f32|bf16|nf4] [--lora none|merged|unmerged] [--new-tokens N]',
+  usage: 'ftune bench --preset tiny|small|medium|large --method full|lora|qlora [--r N] [--target-modules LIST|all-linear] [--batch N] [--seq N] [--steps N] [--warmup N] [--bf16] [--gradient-checkpointing | --no-gradient-checkpointing]\n       ftune bench --generate --preset NAME [--weights f32|bf16|nf4] [--lora none|merged|unmerged] [--new-tokens N]',
   flags: {
     preset: { type: 'string', arg: 'NAME', help: 'tiny, small, medium or large (shapes of torch_anchor.py)', default: 'tiny' },
     method: { type: 'string', arg: 'full|lora|qlora', help: 'what is trained', default: 'full' },
@@ -31,6 +31,7 @@ export const benchCommand: Command = {
     warmup: { type: 'string', arg: 'N', help: 'untimed steps first', default: '2' },
     bf16: { type: 'boolean', help: 'bf16 matmul inputs (LoRA: bf16 frozen base)' },
     'gradient-checkpointing': { type: 'boolean', help: 'recompute each layer in backward (default on for qlora)' },
+    'no-gradient-checkpointing': { type: 'boolean', help: 'turn checkpointing off for qlora' },
     seed: { type: 'string', arg: 'N', help: 'seed of weights and tokens', default: '0' },
     generate: { type: 'boolean', help: 'measure decode tokens/s instead of training steps' },
     weights: { type: 'string', arg: 'f32|bf16|nf4', help: '--generate: weight format', default: 'f32' },
@@ -59,7 +60,7 @@ export const benchCommand: Command = {
     const result = runTrainBench({
       preset: p, presetName: String(values['preset']), method, r: int('r', 8), targetModules: benchTargets(String(values['target-modules'])),
       batch: int('batch', 8), steps: int('steps', 5), warmup: int('warmup', 2, 0), bf16: values['bf16'] === true,
-      gradientCheckpointing: values['gradient-checkpointing'] === true || (method === 'qlora' && values['gradient-checkpointing'] === undefined),
+      gradientCheckpointing: values['gradient-checkpointing'] === true || (method === 'qlora' && values['no-gradient-checkpointing'] !== true),
       seed: int('seed', 0, 0), bnb: QLORA_PRESET,
     });
     io.stdout(`${JSON.stringify(result)}\n`);
