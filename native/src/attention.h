@@ -31,6 +31,7 @@ inline int64_t attn_bwd_scratch(int64_t S, int64_t D) { return 2 * attn_fwd_scra
 // k (n, D) with rows `stride` floats apart -> kt (attn_panel_keys(n) / ATTN_KEYS blocks
 // of (D, ATTN_KEYS)), keys >= n zero.
 void ops_attention_pack_f32_ref(const float* k, int64_t n, int64_t stride, int64_t D, float* kt);
+void ops_attention_pack_f32_avx512(const float* k, int64_t n, int64_t stride, int64_t D, float* kt);
 // x (n, D) at stride <-> dst (n, D) contiguous. The cache rows of one kv head lie Hkv * D
 // floats apart (3 KiB at Hkv = 12, D = 64): streamed per key, they map to a few cache
 // sets and evict each other, so the tiles read (and the backward accumulates) contiguous

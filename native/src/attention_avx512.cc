@@ -133,6 +133,30 @@ void rows_times(const float* p, int64_t ld, const float* x, int64_t n, int64_t s
   }
 }
 
+// acc rows s .. s + NK - 1 (at stride) += sum_{r < nq} w[r][s + kk] x[r] over the 64-wide D
+// chunk at c, rows ascending: NK x 4 accumulators, loaded and stored once.
+constexpr int64_t NK = 6;
+void add_outer_keys(const float* w, int64_t ld, const float* x, int64_t nq, int64_t xstride, float* acc,
+                    int64_t stride, const __mmask16* m) {
+  __m512 a[NK][4];
+#pragma GCC unroll 6
+  for (int64_t kk = 0; kk < NK; kk++)
+    for (int64_t j = 0; j < 4; j++) a[kk][j] = _mm512_maskz_loadu_ps(m[j], acc + kk * stride + 16 * j);
+  for (int64_t r = 0; r < nq; r++) {
+    const float* xr = x + r * xstride;
+    __m512 xv[4];
+    for (int64_t j = 0; j < 4; j++) xv[j] = _mm512_maskz_loadu_ps(m[j], xr + 16 * j);
+#pragma GCC unroll 6
+    for (int64_t kk = 0; kk < NK; kk++) {
+      const __m512 b = _mm512_set1_ps(w[r * ld + kk]);
+      for (int64_t j = 0; j < 4; j++) a[kk][j] = _mm512_fmadd_ps(b, xv[j], a[kk][j]);
+    }
+  }
+#pragma GCC unroll 6
+  for (int64_t kk = 0; kk < NK; kk++)
+    for (int64_t j = 0; j < 4; j++) _mm512_mask_storeu_ps(acc + kk * stride + 16 * j, m[j], a[kk][j]);
+}
+
 // w (R, ld), x rows (nq, D) at xstride -> acc rows s < n (at stride) += sum_{r < nq} w[r][s] x[r],
 // rows ascending.
 void add_outer(const float* w, int64_t ld, const float* x, int64_t nq, int64_t xstride, float* acc, int64_t n,
@@ -141,22 +165,7 @@ void add_outer(const float* w, int64_t ld, const float* x, int64_t nq, int64_t x
     __mmask16 m[4];
     chunk_masks(D, c, m);
     int64_t s = 0;
-    for (; s + 4 <= n; s += 4) {
-      __m512 a[4][4];
-      for (int64_t kk = 0; kk < 4; kk++)
-        for (int64_t j = 0; j < 4; j++) a[kk][j] = _mm512_maskz_loadu_ps(m[j], acc + (s + kk) * stride + c + 16 * j);
-      for (int64_t r = 0; r < nq; r++) {
-        const float* xr = x + r * xstride + c;
-        __m512 xv[4];
-        for (int64_t j = 0; j < 4; j++) xv[j] = _mm512_maskz_loadu_ps(m[j], xr + 16 * j);
-        for (int64_t kk = 0; kk < 4; kk++) {
-          const __m512 b = _mm512_set1_ps(w[r * ld + s + kk]);
-          for (int64_t j = 0; j < 4; j++) a[kk][j] = _mm512_fmadd_ps(b, xv[j], a[kk][j]);
-        }
-      }
-      for (int64_t kk = 0; kk < 4; kk++)
-        for (int64_t j = 0; j < 4; j++) _mm512_mask_storeu_ps(acc + (s + kk) * stride + c + 16 * j, m[j], a[kk][j]);
-    }
+    for (; s + NK <= n; s += NK) add_outer_keys(w + s, ld, x + c, nq, xstride, acc + s * stride + c, stride, m);
     for (; s < n; s++) {
       __m512 a[4];
       for (int64_t j = 0; j < 4; j++) a[j] = _mm512_maskz_loadu_ps(m[j], acc + s * stride + c + 16 * j);
@@ -194,7 +203,48 @@ void softmax_bwd_rows(const float* p, float* dp, int64_t ld, int64_t nq, int64_t
   }
 }
 
+// r[0..15] (16 rows of 16) -> out[c] = column c. Unpack pairs of rows, then 4-row groups
+// within 128-bit lanes (r[4i + k] lane L = column 4L + k of rows 4i .. 4i + 3), then
+// gather lane L of the four groups.
+void transpose16(const __m512* r, __m512* out) {
+  __m512 t[16], u[16];
+  for (int i = 0; i < 8; i++) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; i++) {
+    u[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+    u[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+    u[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+    u[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  for (int k = 0; k < 4; k++) {
+    const __m512 a0 = _mm512_shuffle_f32x4(u[k], u[4 + k], 0x88), a1 = _mm512_shuffle_f32x4(u[k], u[4 + k], 0xDD);
+    const __m512 b0 = _mm512_shuffle_f32x4(u[8 + k], u[12 + k], 0x88), b1 = _mm512_shuffle_f32x4(u[8 + k], u[12 + k], 0xDD);
+    out[k] = _mm512_shuffle_f32x4(a0, b0, 0x88);
+    out[8 + k] = _mm512_shuffle_f32x4(a0, b0, 0xDD);
+    out[4 + k] = _mm512_shuffle_f32x4(a1, b1, 0x88);
+    out[12 + k] = _mm512_shuffle_f32x4(a1, b1, 0xDD);
+  }
+}
+
 }  // namespace
+
+// k (n, D) at stride -> kt, as ops_attention_pack_f32_ref, in 16 x 16 register transposes.
+void ops_attention_pack_f32_avx512(const float* k, int64_t n, int64_t stride, int64_t D, float* kt) {
+  const int64_t keys = attn_panel_keys(n);
+  for (int64_t s0 = 0; s0 < keys; s0 += 16) {
+    float* dst = kt + (s0 / KB) * D * KB + s0 % KB;
+    for (int64_t d0 = 0; d0 < D; d0 += 16) {
+      const __mmask16 m = mask16(D - d0);
+      __m512 r[16], c[16];
+      for (int64_t j = 0; j < 16; j++)
+        r[j] = s0 + j < n ? _mm512_maskz_loadu_ps(m, k + (s0 + j) * stride + d0) : _mm512_setzero_ps();
+      transpose16(r, c);
+      for (int64_t i = 0; i < 16 && d0 + i < D; i++) _mm512_storeu_ps(dst + (d0 + i) * KB, c[i]);
+    }
+  }
+}
 
 void ops_attention_tile_f32_avx512(const float* q, const float* kt, const float* v, float* out, int64_t nq,
                                    int64_t qstride, int64_t n, int64_t stride, int64_t D, float scale,

@@ -24,6 +24,7 @@ constexpr int64_t COLS = 64;
 int64_t blocks_of(int64_t n, int64_t block) { return (n + block - 1) / block; }
 int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
+typedef void (*pack_fn)(const float* k, int64_t n, int64_t stride, int64_t D, float* kt);
 typedef void (*bwd_tile_fn)(const float* q, const float* kt, const float* vt, const float* k, const float* dout,
                             float* dq, float* dk, float* dv, int64_t nq, int64_t qstride, int64_t n, int64_t stride,
                             int64_t D, float scale, float* scratch);
@@ -32,7 +33,7 @@ typedef void (*bwd_tile_fn)(const float* q, const float* kt, const float* vt, co
 // kernels: it packs that head's keys and values once, then runs the tiles of its query
 // heads and row blocks in order, so it alone writes its dk / dv slice, each dk / dv row
 // adding heads, then row blocks, then rows in a fixed order (any thread count).
-ft_status attention_bwd_tiled(bwd_tile_fn tile, const float* q, const float* k, const float* v, const float* dout,
+ft_status attention_bwd_tiled(bwd_tile_fn tile, pack_fn pack, const float* q, const float* k, const float* v, const float* dout,
                               float* dq, float* dk, float* dv, int64_t B, int64_t T, int64_t H, int64_t Hkv,
                               int64_t D, int64_t Smax, int64_t S, float scale) {
   const int threads = omp_get_max_threads();
@@ -55,8 +56,8 @@ ft_status attention_bwd_tiled(bwd_tile_fn tile, const float* q, const float* k, 
     for (int64_t i = 0; i < B * Hkv; i++) {
       const int64_t b = i / Hkv, g = i % Hkv;
       const int64_t kv = (b * Smax * Hkv + g) * D;
-      ops_attention_pack_f32_ref(k + kv, S, stride, D, kt);
-      ops_attention_pack_f32_ref(v + kv, S, stride, D, vt);
+      pack(k + kv, S, stride, D, kt);
+      pack(v + kv, S, stride, D, vt);
       ops_attention_gather_f32_ref(k + kv, S, stride, D, kc);
       std::memset(dkc, 0, (size_t)(S * D) * sizeof(float));
       std::memset(dvc, 0, (size_t)(S * D) * sizeof(float));
@@ -161,7 +162,7 @@ ft_status grad_attention_bwd_f32(const float* q, size_t q_n, const float* k, siz
   std::memset(dv, 0, nkv * sizeof(float));
   if (nq == 0) return FT_OK;
   const bwd_tile_fn tile = ft_active_isa() == FT_ISA_AVX512 ? grad_attention_bwd_tile_f32_avx512 : nullptr;
-  if (tile != nullptr) return attention_bwd_tiled(tile, q, k, v, dout, dq, dk, dv, B, T, H, Hkv, D, Smax, S, (float)scale);
+  if (tile != nullptr) return attention_bwd_tiled(tile, ops_attention_pack_f32_avx512, q, k, v, dout, dq, dk, dv, B, T, H, Hkv, D, Smax, S, (float)scale);
   const int threads = omp_get_max_threads();
   size_t ns;
   if (!ft_count2(threads, 2 * S, &ns)) return FT_ERR_ARG;

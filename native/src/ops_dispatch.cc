@@ -52,6 +52,7 @@ void run_blocks(binary_fn fn, const float* a, const float* b, float* out, int64_
   }
 }
 
+typedef void (*pack_fn)(const float* k, int64_t n, int64_t stride, int64_t D, float* kt);
 typedef void (*tile_fn)(const float* q, const float* kt, const float* v, float* out, int64_t nq, int64_t qstride,
                         int64_t n, int64_t stride, int64_t D, float scale, float* scratch);
 
@@ -129,7 +130,7 @@ namespace {
 // Tiled attention (attention.h): work items (b, h, row block) in that order, so static
 // chunks hold whole heads (every causal window length: balanced) and a thread repacks its
 // key panel only when the item's (b, kv head) changes. Each item writes its own out rows.
-ft_status attention_tiled(tile_fn tile, const float* q, const float* k, const float* v, float* out, int64_t B,
+ft_status attention_tiled(tile_fn tile, pack_fn pack, const float* q, const float* k, const float* v, float* out, int64_t B,
                           int64_t T, int64_t H, int64_t Hkv, int64_t D, int64_t Smax, int64_t S, float scale) {
   const int threads = omp_get_max_threads();
   // Per thread: the key panel, the value rows (S, D), then the tile's scratch.
@@ -150,7 +151,7 @@ ft_status attention_tiled(tile_fn tile, const float* q, const float* k, const fl
       const int64_t blk = i % blocks, h = (i / blocks) % H, b = i / (blocks * H);
       const int64_t kvh = b * Hkv + h / group, kv = (b * Smax * Hkv + h / group) * D;
       if (kvh != packed) {
-        ops_attention_pack_f32_ref(k + kv, S, stride, D, kt);
+        pack(k + kv, S, stride, D, kt);
         ops_attention_gather_f32_ref(v + kv, S, stride, D, vc);
         packed = kvh;
       }
@@ -175,7 +176,7 @@ ft_status ops_attention_f32(const float* q, size_t q_n, const float* k, size_t k
   if (!ft_fits(q_n, nq) || !ft_fits(out_n, nq) || !ft_fits(k_n, nkv) || !ft_fits(v_n, nkv)) return FT_ERR_SIZE;
   if (nq == 0) return FT_OK;
   const tile_fn tile = ft_active_isa() == FT_ISA_AVX512 ? ops_attention_tile_f32_avx512 : nullptr;
-  if (tile != nullptr && T >= ATTN_TILE_MIN_T) return attention_tiled(tile, q, k, v, out, B, T, H, Hkv, D, Smax, S, (float)scale);
+  if (tile != nullptr && T >= ATTN_TILE_MIN_T) return attention_tiled(tile, ops_attention_pack_f32_avx512, q, k, v, out, B, T, H, Hkv, D, Smax, S, (float)scale);
   // Row kernels (decode, and the reference): one scratch row of S scores per thread.
   const int threads = omp_get_max_threads();
   size_t ns;
