@@ -22,14 +22,15 @@ constexpr int64_t HALF = R / 2;  // rows per P V block
 inline int64_t row_of(int64_t r, int64_t nq) { return r < nq ? r : nq - 1; }
 
 // q rows (nq, D) at qstride, kt (blocks of (D, KB)) -> sc (R, ld) = scale * (q . k) for key
-// blocks [0, nb); rows past nq repeat the last one. Each score is one FMA chain over d
-// ascending, then the multiply by scale.
-void scores(const float* q, int64_t nq, int64_t qstride, const float* kt, int64_t nb, int64_t D, float scale,
+// columns [0, cols), cols a multiple of 16 (a last half block runs 16 keys wide); rows past
+// nq repeat the last one. Each score is one FMA chain over d ascending, then times scale.
+void scores(const float* q, int64_t nq, int64_t qstride, const float* kt, int64_t cols, int64_t D, float scale,
             float* sc, int64_t ld) {
   const __m512 vs = _mm512_set1_ps(scale);
   const float* qr[R];
   for (int64_t r = 0; r < R; r++) qr[r] = q + row_of(r, nq) * qstride;
-  for (int64_t jb = 0; jb < nb; jb++) {
+  int64_t jb = 0;
+  for (; (jb + 1) * KB <= cols; jb++) {
     const float* kb = kt + jb * D * KB;
     __m512 a0[R], a1[R];
 #pragma GCC unroll 12
@@ -49,6 +50,18 @@ void scores(const float* q, int64_t nq, int64_t qstride, const float* kt, int64_
       _mm512_storeu_ps(sc + r * ld + jb * KB + 16, _mm512_mul_ps(a1[r], vs));
     }
   }
+  if (jb * KB == cols) return;
+  const float* kb = kt + jb * D * KB;  // the first 16 keys of the last block
+  __m512 a0[R];
+#pragma GCC unroll 12
+  for (int64_t r = 0; r < R; r++) a0[r] = _mm512_setzero_ps();
+  for (int64_t d = 0; d < D; d++) {
+    const __m512 k0 = _mm512_loadu_ps(kb + d * KB);
+#pragma GCC unroll 12
+    for (int64_t r = 0; r < R; r++) a0[r] = _mm512_fmadd_ps(_mm512_set1_ps(qr[r][d]), k0, a0[r]);
+  }
+#pragma GCC unroll 12
+  for (int64_t r = 0; r < R; r++) _mm512_storeu_ps(sc + r * ld + jb * KB, _mm512_mul_ps(a0[r], vs));
 }
 
 // Max of x (n), n >= 1.
@@ -249,13 +262,14 @@ void ops_attention_pack_f32_avx512(const float* k, int64_t n, int64_t stride, in
 void ops_attention_tile_f32_avx512(const float* q, const float* kt, const float* v, float* out, int64_t nq,
                                    int64_t qstride, int64_t n, int64_t stride, int64_t D, float scale,
                                    float* scratch) {
-  const int64_t keys = n + nq - 1, ld = attn_panel_keys(keys);
+  // Keys of the last row; score columns computed (whole 16-key vectors).
+  const int64_t keys = n + nq - 1, ld = attn_panel_keys(keys), cols = (keys + 15) / 16 * 16;
   float* sc = scratch;      // (R, ld) scores, then softmax numerators
   float* qc = sc + R * ld;  // (nq, D) q rows
   float inv[R];
   copy_rows(q, nq, qstride, D, qc);
-  scores(qc, nq, D, kt, ld / KB, D, scale, sc, ld);
-  softmax_rows(sc, ld, nq, n, ld, false, inv);
+  scores(qc, nq, D, kt, cols, D, scale, sc, ld);
+  softmax_rows(sc, ld, nq, n, keys, false, inv);
   rows_times(sc, ld, v, keys, stride, D, out, nq, qstride, inv);
 }
 
@@ -263,7 +277,8 @@ void grad_attention_bwd_tile_f32_avx512(const float* q, const float* kt, const f
                                         const float* dout, float* dq, float* dk, float* dv, int64_t nq,
                                         int64_t qstride, int64_t n, int64_t stride, int64_t D, float scale,
                                         float* scratch) {
-  const int64_t keys = n + nq - 1, ld = attn_panel_keys(keys);
+  // Keys of the last row; score columns computed (whole 16-key vectors).
+  const int64_t keys = n + nq - 1, ld = attn_panel_keys(keys), cols = (keys + 15) / 16 * 16;
   float* p = scratch;       // (R, ld) scores, then probabilities
   float* ds = p + R * ld;   // (R, ld) dP, then dS
   float* qc = ds + R * ld;  // (nq, D) q rows
@@ -271,10 +286,10 @@ void grad_attention_bwd_tile_f32_avx512(const float* q, const float* kt, const f
   float inv[R];
   copy_rows(q, nq, qstride, D, qc);
   copy_rows(dout, nq, qstride, D, oc);
-  scores(qc, nq, D, kt, ld / KB, D, scale, p, ld);
-  softmax_rows(p, ld, nq, n, ld, true, inv);
-  scores(oc, nq, D, vt, ld / KB, D, 1.0f, ds, ld);
-  softmax_bwd_rows(p, ds, ld, nq, n, ld, scale);
+  scores(qc, nq, D, kt, cols, D, scale, p, ld);
+  softmax_rows(p, ld, nq, n, keys, true, inv);
+  scores(oc, nq, D, vt, cols, D, 1.0f, ds, ld);
+  softmax_bwd_rows(p, ds, ld, nq, n, keys, scale);
   rows_times(ds, ld, k, keys, stride, D, dq, nq, qstride, nullptr);
   add_outer(ds, ld, qc, nq, D, dk, keys, stride, D);
   add_outer(p, ld, oc, nq, D, dv, keys, stride, D);
