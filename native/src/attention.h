@@ -45,6 +45,8 @@ void ops_attention_scatter_f32_ref(const float* src, int64_t n, int64_t stride, 
 void ops_attention_tile_f32_avx512(const float* q, const float* kt, const float* v, float* out, int64_t nq,
                                    int64_t qstride, int64_t n, int64_t stride, int64_t D, float scale,
                                    float* scratch);
+void ops_attention_tile_f32_avx2(const float* q, const float* kt, const float* v, float* out, int64_t nq,
+                                 int64_t qstride, int64_t n, int64_t stride, int64_t D, float scale, float* scratch);
 
 // Backward tile: q, dout rows (nq, D) at qstride; kt, vt the packed keys and values; k, v
 // (n + nq - 1, D) at stride -> dq rows (overwritten); dk, dv rows [0, n + nq - 1) at stride
@@ -55,3 +57,6 @@ void grad_attention_bwd_tile_f32_avx512(const float* q, const float* kt, const f
                                         const float* dout, float* dq, float* dk, float* dv, int64_t nq,
                                         int64_t qstride, int64_t n, int64_t stride, int64_t D, float scale,
                                         float* scratch);
+void grad_attention_bwd_tile_f32_avx2(const float* q, const float* kt, const float* vt, const float* k,
+                                      const float* dout, float* dq, float* dk, float* dv, int64_t nq, int64_t qstride,
+                                      int64_t n, int64_t stride, int64_t D, float scale, float* scratch);

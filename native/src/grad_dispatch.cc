@@ -161,8 +161,13 @@ ft_status grad_attention_bwd_f32(const float* q, size_t q_n, const float* k, siz
   std::memset(dk, 0, nkv * sizeof(float));
   std::memset(dv, 0, nkv * sizeof(float));
   if (nq == 0) return FT_OK;
-  const bwd_tile_fn tile = ft_active_isa() == FT_ISA_AVX512 ? grad_attention_bwd_tile_f32_avx512 : nullptr;
-  if (tile != nullptr) return attention_bwd_tiled(tile, ops_attention_pack_f32_avx512, q, k, v, dout, dq, dk, dv, B, T, H, Hkv, D, Smax, S, (float)scale);
+  // The tiled kernels where the ISA has one (the scalar reference stays one row at a time).
+  if (ft_active_isa() == FT_ISA_AVX512)
+    return attention_bwd_tiled(grad_attention_bwd_tile_f32_avx512, ops_attention_pack_f32_avx512, q, k, v, dout, dq, dk,
+                               dv, B, T, H, Hkv, D, Smax, S, (float)scale);
+  if (ft_active_isa() == FT_ISA_AVX2)
+    return attention_bwd_tiled(grad_attention_bwd_tile_f32_avx2, ops_attention_pack_f32_ref, q, k, v, dout, dq, dk, dv,
+                               B, T, H, Hkv, D, Smax, S, (float)scale);
   const int threads = omp_get_max_threads();
   size_t ns;
   if (!ft_count2(threads, 2 * S, &ns)) return FT_ERR_ARG;

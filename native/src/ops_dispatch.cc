@@ -175,8 +175,13 @@ ft_status ops_attention_f32(const float* q, size_t q_n, const float* k, size_t k
   if (Hkv < 1 || H % Hkv != 0 || T > S || S > Smax || !std::isfinite(scale)) return FT_ERR_ARG;
   if (!ft_fits(q_n, nq) || !ft_fits(out_n, nq) || !ft_fits(k_n, nkv) || !ft_fits(v_n, nkv)) return FT_ERR_SIZE;
   if (nq == 0) return FT_OK;
-  const tile_fn tile = ft_active_isa() == FT_ISA_AVX512 ? ops_attention_tile_f32_avx512 : nullptr;
-  if (tile != nullptr && T >= ATTN_TILE_MIN_T) return attention_tiled(tile, ops_attention_pack_f32_avx512, q, k, v, out, B, T, H, Hkv, D, Smax, S, (float)scale);
+  // The tiled kernels where the ISA has one (the scalar reference stays one row at a time).
+  if (T >= ATTN_TILE_MIN_T && ft_active_isa() == FT_ISA_AVX512)
+    return attention_tiled(ops_attention_tile_f32_avx512, ops_attention_pack_f32_avx512, q, k, v, out, B, T, H, Hkv, D,
+                           Smax, S, (float)scale);
+  if (T >= ATTN_TILE_MIN_T && ft_active_isa() == FT_ISA_AVX2)
+    return attention_tiled(ops_attention_tile_f32_avx2, ops_attention_pack_f32_ref, q, k, v, out, B, T, H, Hkv, D, Smax,
+                           S, (float)scale);
   // Row kernels (decode, and the reference): one scratch row of S scores per thread.
   const int threads = omp_get_max_threads();
   size_t ns;
