@@ -108,7 +108,8 @@ void grad_rmsnorm_dw_f32_ref(const float* x, const float* dout, const float* rst
                              int64_t c0, int64_t c1);
 
 // One query row: q, dout (D); k, v (n, D) at `stride` -> dq (D) (overwritten);
-// dk, dv (n, D) at `stride` accumulated. p: scratch (2n).
+// dk, dv (n, D) at `stride` accumulated. p: scratch (2n). The dispatcher runs these for
+// the scalar ISA only; AVX2 / AVX-512 run the tiled kernels of attention.h.
 void grad_attention_bwd_f32_ref(const float* q, const float* k, const float* v, const float* dout, float* dq,
                                 float* dk, float* dv, int64_t n, int64_t stride, int64_t D, float scale, float* p);
 void grad_attention_bwd_f32_avx2(const float* q, const float* k, const float* v, const float* dout, float* dq,

@@ -1,10 +1,10 @@
 // The tiled attention kernels (native/src/attention.h: tiles of ATTN_ROWS = 12 query rows
-// against 32-key panels, D in 64-wide chunks) against the float64 reference, under every
-// ISA this CPU supports (ISAs without a tiled kernel run the row kernels, checked too):
-// D = 80 and 72 (masked D tails), 64; T not a multiple of 12 (37 = 3 tiles + 1 row) and
-// small T around the decode threshold; S not a multiple of 16 and spanning two key blocks;
-// GQA (H = 4 Hkv) and MHA; S > T and Smax > S, with NaN cache rows past S that must not
-// leak; and bit-identical results on repeat and for 1 or 2 threads.
+// against packed 32-key panels) against the float64 reference, under every ISA this CPU
+// supports (the scalar ISA runs the row kernels, checked too): D = 80 and 72 (masked D
+// tails), 64; T not a multiple of 12 (37 = 3 tiles + 1 row, 19 = 12 + 7) and T around the
+// forward's tile threshold (T >= 12; the backward tiles any T); S not a multiple of 16 and
+// spanning two key blocks; GQA (H = 4 Hkv) and MHA; S > T and Smax > S, with NaN cache rows
+// past S that must not leak; and bit-identical results on repeat and for 1 or 2 threads.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Tensor } from '../../src/tensor/tensor.js';
@@ -36,9 +36,11 @@ interface Case {
 const CASES: Case[] = [
   { B: 2, T: 37, H: 8, Hkv: 2, D: 80, S: 45 }, // GQA, 3 full tiles + 1 row, two key blocks
   { B: 1, T: 25, H: 3, Hkv: 3, D: 72, S: 25 }, // MHA, S = T, D tail of 8
+  { B: 1, T: 19, H: 3, Hkv: 3, D: 64, S: 25 }, // a 7-row tile: past one 6-row register block
   { B: 2, T: 13, H: 4, Hkv: 1, D: 64, S: 20 }, // one kv head for all, S not a multiple of 16
-  { B: 1, T: 4, H: 4, Hkv: 2, D: 80, S: 33 }, // the smallest tiled T: one 4-row tile
-  { B: 1, T: 3, H: 4, Hkv: 2, D: 64, S: 33 }, // below it: the row kernels
+  { B: 1, T: 12, H: 4, Hkv: 2, D: 80, S: 33 }, // the smallest tiled forward T: one full tile
+  { B: 1, T: 11, H: 4, Hkv: 2, D: 64, S: 33 }, // forward below it: the row kernels; backward one 11-row tile
+  { B: 1, T: 3, H: 4, Hkv: 2, D: 72, S: 40 }, // backward: a 3-row tile
 ];
 
 /** q, dy (B,T,H,D) and k, v (B,Smax,Hkv,D), Smax = S + 3, with NaN in cache rows >= S. */
