@@ -83,6 +83,7 @@ for (const s of shapes) {
     const p = pairs(s) * s.D;
     const name = `B${s.B} T${s.T} S${s.S} H${s.H}/${s.Hkv} D${s.D}`;
     const cols = [f * 1e3, (4 * p) / f / 1e9, b * 1e3, (10 * p) / b / 1e9];
-    process.stdout.write(`${name.padEnd(36)}${isa.padEnd(8)}${cols.map((x) => x.toFixed(decode ? 3 : 1).padStart(x === cols[0] || x === cols[2] ? 9 : 8)).join('')}\n`);
+    const cells = cols.map((x, i) => (Number.isNaN(x) ? '-' : x.toFixed(decode && i % 2 === 0 ? 3 : 1)).padStart(i % 2 === 0 ? 9 : 8));
+    process.stdout.write(`${name.padEnd(36)}${isa.padEnd(8)}${cells.join('')}\n`);
   }
 }
