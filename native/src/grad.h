@@ -108,22 +108,14 @@ void grad_rmsnorm_dw_f32_ref(const float* x, const float* dout, const float* rst
                              int64_t c0, int64_t c1);
 
 // One query row: q, dout (D); k, v (n, D) at `stride` -> dq (D) (overwritten);
-// dk, dv (n, D) at `stride` accumulated. p: scratch (2n).
+// dk, dv (n, D) at `stride` accumulated. p: scratch (2n). The dispatcher runs these for
+// the scalar ISA only; AVX2 / AVX-512 run the tiled kernels of attention.h.
 void grad_attention_bwd_f32_ref(const float* q, const float* k, const float* v, const float* dout, float* dq,
                                 float* dk, float* dv, int64_t n, int64_t stride, int64_t D, float scale, float* p);
 void grad_attention_bwd_f32_avx2(const float* q, const float* k, const float* v, const float* dout, float* dq,
                                  float* dk, float* dv, int64_t n, int64_t stride, int64_t D, float scale, float* p);
 void grad_attention_bwd_f32_avx512(const float* q, const float* k, const float* v, const float* dout, float* dq,
                                    float* dk, float* dv, int64_t n, int64_t stride, int64_t D, float scale, float* p);
-// The same for nq <= GRAD_ATTN_ROWS consecutive query rows of one head (row i at q, dout,
-// dq + i * qstride; it sees n + i keys), bit-identical to nq calls of the one-row variant in
-// row order: the dk / dv rows are loaded once per block and dq stays in registers, each
-// element still adding the same terms in the same order. p: scratch (nq * 2 * (n + nq)).
-constexpr int64_t GRAD_ATTN_ROWS = 4;
-void grad_attention_bwd_rows_f32_avx512(const float* q, const float* k, const float* v, const float* dout, float* dq,
-                                        float* dk, float* dv, int64_t nq, int64_t qstride, int64_t n, int64_t stride,
-                                        int64_t D, float scale, float* p);
-
 // gate, up, dout (n) -> dgate, dup (n)
 void grad_silu_mul_bwd_f32_ref(const float* gate, const float* up, const float* dout, float* dgate, float* dup,
                                int64_t n);

@@ -75,69 +75,6 @@ void grad_attention_bwd_f32_avx512(const float* q, const float* k, const float* 
   }
 }
 
-void grad_attention_bwd_rows_f32_avx512(const float* q, const float* k, const float* v, const float* dout, float* dq,
-                                        float* dk, float* dv, int64_t nq, int64_t qstride, int64_t n, int64_t stride,
-                                        int64_t D, float scale, float* p) {
-  const int64_t span = 2 * (n + nq);
-  // Row i's probabilities p_i (n + i) and dscore coefficients a_i, as the one-row variant.
-  for (int64_t i = 0; i < nq; i++) {
-    float* pi = p + i * span;
-    float* ai = pi + n + nq;
-    const int64_t ni = n + i;
-    float m = -INFINITY;
-    for (int64_t s = 0; s < ni; s++) {
-      pi[s] = dot(q + i * qstride, k + s * stride, D) * scale;
-      m = pi[s] > m ? pi[s] : m;
-    }
-    const float inv = (float)(1.0 / exp_sum(pi, pi, ni, m, 1.0f));
-    double delta = 0;
-    for (int64_t s = 0; s < ni; s++) {
-      pi[s] *= inv;
-      ai[s] = dot(dout + i * qstride, v + s * stride, D);
-      delta += (double)pi[s] * ai[s];
-    }
-    const float fdelta = (float)delta;
-    for (int64_t s = 0; s < ni; s++) ai[s] = pi[s] * (ai[s] - fdelta) * scale;
-  }
-  // 64-wide chunks of D: dq of every row in registers, each key's dk / dv loaded once.
-  for (int64_t c = 0; c < D; c += 64) {
-    const int64_t nv = (D - c + 15) / 16 < 4 ? (D - c + 15) / 16 : 4;
-    __mmask16 mk[4];
-    for (int64_t j = 0; j < 4; j++) mk[j] = j < nv ? mask16(D - c - 16 * j) : (__mmask16)0;
-    __m512 acc[GRAD_ATTN_ROWS][4];
-    for (int64_t i = 0; i < GRAD_ATTN_ROWS; i++)
-      for (int64_t j = 0; j < 4; j++) acc[i][j] = _mm512_setzero_ps();
-    for (int64_t s = 0; s < n + nq - 1; s++) {
-      const float* ks = k + s * stride + c;
-      float* dks = dk + s * stride + c;
-      float* dvs = dv + s * stride + c;
-      __m512 kv[4], dkv[4], dvv[4];
-      for (int64_t j = 0; j < nv; j++) {
-        kv[j] = _mm512_maskz_loadu_ps(mk[j], ks + 16 * j);
-        dkv[j] = _mm512_maskz_loadu_ps(mk[j], dks + 16 * j);
-        dvv[j] = _mm512_maskz_loadu_ps(mk[j], dvs + 16 * j);
-      }
-      const int64_t first = s < n ? 0 : s - n + 1;  // rows that see key s
-      for (int64_t i = first; i < nq; i++) {
-        const __m512 a = _mm512_set1_ps(p[i * span + n + nq + s]), pp = _mm512_set1_ps(p[i * span + s]);
-        const float* qi = q + i * qstride + c;
-        const float* oi = dout + i * qstride + c;
-        for (int64_t j = 0; j < nv; j++) {
-          acc[i][j] = _mm512_fmadd_ps(a, kv[j], acc[i][j]);
-          dkv[j] = _mm512_fmadd_ps(a, _mm512_maskz_loadu_ps(mk[j], qi + 16 * j), dkv[j]);
-          dvv[j] = _mm512_fmadd_ps(pp, _mm512_maskz_loadu_ps(mk[j], oi + 16 * j), dvv[j]);
-        }
-      }
-      for (int64_t j = 0; j < nv; j++) {
-        _mm512_mask_storeu_ps(dks + 16 * j, mk[j], dkv[j]);
-        _mm512_mask_storeu_ps(dvs + 16 * j, mk[j], dvv[j]);
-      }
-    }
-    for (int64_t i = 0; i < nq; i++)
-      for (int64_t j = 0; j < nv; j++) _mm512_mask_storeu_ps(dq + i * qstride + c + 16 * j, mk[j], acc[i][j]);
-  }
-}
-
 void grad_silu_mul_bwd_f32_avx512(const float* gate, const float* up, const float* dout, float* dgate, float* dup,
                                   int64_t n) {
   const __m512 one = _mm512_set1_ps(1.0f);

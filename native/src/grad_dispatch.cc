@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <omp.h>
+#include "attention.h"
 #include "dispatch.h"
 #include "grad.h"
 #include "ops.h"
@@ -22,6 +23,57 @@ constexpr int64_t COLS = 64;
 
 int64_t blocks_of(int64_t n, int64_t block) { return (n + block - 1) / block; }
 int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+typedef void (*pack_fn)(const float* k, int64_t n, int64_t stride, int64_t D, float* kt);
+typedef void (*bwd_tile_fn)(const float* q, const float* kt, const float* vt, const float* k, const float* dout,
+                            float* dq, float* dk, float* dv, int64_t nq, int64_t qstride, int64_t n, int64_t stride,
+                            int64_t D, float scale, float* scratch);
+
+// Tiled attention backward (attention.h). One work item per (b, kv head), as the row
+// kernels: it packs that head's keys and values once, then runs the tiles of its query
+// heads and row blocks in order, so it alone writes its dk / dv slice, each dk / dv row
+// adding heads, then row blocks, then rows in a fixed order (any thread count).
+ft_status attention_bwd_tiled(bwd_tile_fn tile, pack_fn pack, const float* q, const float* k, const float* v, const float* dout,
+                              float* dq, float* dk, float* dv, int64_t B, int64_t T, int64_t H, int64_t Hkv,
+                              int64_t D, int64_t Smax, int64_t S, float scale) {
+  const int threads = omp_get_max_threads();
+  // Per thread: key and value panels; keys, dk, dv as contiguous (S, D) rows; tile scratch.
+  const int64_t panel = D * attn_panel_keys(S), per = 5 * panel + attn_bwd_scratch(S, D);
+  size_t ns;
+  if (!ft_count2(threads, per, &ns)) return FT_ERR_ARG;
+  float* scratch = static_cast<float*>(std::malloc(ns * sizeof(float)));
+  if (scratch == nullptr) return FT_ERR_ALLOC;
+  const int64_t group = H / Hkv, stride = Hkv * D;
+#pragma omp parallel num_threads(threads)
+  {
+    float* kt = scratch + (int64_t)omp_get_thread_num() * per;
+    float* vt = kt + panel;
+    float* kc = vt + panel;
+    float* dkc = kc + panel;
+    float* dvc = dkc + panel;
+    float* tmp = dvc + panel;
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < B * Hkv; i++) {
+      const int64_t b = i / Hkv, g = i % Hkv;
+      const int64_t kv = (b * Smax * Hkv + g) * D;
+      pack(k + kv, S, stride, D, kt);
+      pack(v + kv, S, stride, D, vt);
+      ops_attention_gather_f32_ref(k + kv, S, stride, D, kc);
+      std::memset(dkc, 0, (size_t)(S * D) * sizeof(float));
+      std::memset(dvc, 0, (size_t)(S * D) * sizeof(float));
+      for (int64_t h = g * group; h < (g + 1) * group; h++) {
+        for (int64_t t0 = 0; t0 < T; t0 += ATTN_ROWS) {
+          const int64_t r = ((b * T + t0) * H + h) * D, nq = T - t0 < ATTN_ROWS ? T - t0 : ATTN_ROWS;
+          tile(q + r, kt, vt, kc, dout + r, dq + r, dkc, dvc, nq, H * D, S - T + t0 + 1, D, D, scale, tmp);
+        }
+      }
+      ops_attention_scatter_f32_ref(dkc, S, stride, D, dk + kv);
+      ops_attention_scatter_f32_ref(dvc, S, stride, D, dv + kv);
+    }
+  }
+  std::free(scratch);
+  return FT_OK;
+}
 
 }  // namespace
 
@@ -109,32 +161,30 @@ ft_status grad_attention_bwd_f32(const float* q, size_t q_n, const float* k, siz
   std::memset(dk, 0, nkv * sizeof(float));
   std::memset(dv, 0, nkv * sizeof(float));
   if (nq == 0) return FT_OK;
+  // The tiled kernels where the ISA has one (the scalar reference stays one row at a time).
+  if (ft_active_isa() == FT_ISA_AVX512)
+    return attention_bwd_tiled(grad_attention_bwd_tile_f32_avx512, ops_attention_pack_f32_avx512, q, k, v, dout, dq, dk,
+                               dv, B, T, H, Hkv, D, Smax, S, (float)scale);
+  if (ft_active_isa() == FT_ISA_AVX2)
+    return attention_bwd_tiled(grad_attention_bwd_tile_f32_avx2, ops_attention_pack_f32_ref, q, k, v, dout, dq, dk, dv,
+                               B, T, H, Hkv, D, Smax, S, (float)scale);
   const int threads = omp_get_max_threads();
   size_t ns;
-  if (!ft_count2(threads, GRAD_ATTN_ROWS * 2 * (S + GRAD_ATTN_ROWS), &ns)) return FT_ERR_ARG;
+  if (!ft_count2(threads, 2 * S, &ns)) return FT_ERR_ARG;
   float* scratch = static_cast<float*>(std::malloc((ns > 0 ? ns : 1) * sizeof(float)));
   if (scratch == nullptr) return FT_ERR_ALLOC;
   const auto fn = FT_PICK_ISA(grad_attention_bwd_f32);
-  const auto rows = ft_active_isa() == FT_ISA_AVX512 ? grad_attention_bwd_rows_f32_avx512 : nullptr;
   const int64_t group = H / Hkv, stride = Hkv * D;
   // One work item per (b, kv head): it alone writes that dk / dv slice (and the dq rows
   // of its query heads), adding query heads then queries in order.
 #pragma omp parallel num_threads(threads)
   {
-    float* p = scratch + (int64_t)omp_get_thread_num() * GRAD_ATTN_ROWS * 2 * (S + GRAD_ATTN_ROWS);
+    float* p = scratch + (int64_t)omp_get_thread_num() * 2 * S;
 #pragma omp for schedule(static)
     for (int64_t i = 0; i < B * Hkv; i++) {
       const int64_t b = i / Hkv, g = i % Hkv;
       const int64_t kv = (b * Smax * Hkv + g) * D;
       for (int64_t h = g * group; h < (g + 1) * group; h++) {
-        if (rows) {  // AVX-512: blocks of query rows, bit-identical to one row at a time
-          for (int64_t t = 0; t < T; t += GRAD_ATTN_ROWS) {
-            const int64_t r = ((b * T + t) * H + h) * D, nq = T - t < GRAD_ATTN_ROWS ? T - t : GRAD_ATTN_ROWS;
-            rows(q + r, k + kv, v + kv, dout + r, dq + r, dk + kv, dv + kv, nq, H * D, S - T + t + 1, stride, D,
-                 (float)scale, p);
-          }
-          continue;
-        }
         for (int64_t t = 0; t < T; t++) {
           const int64_t r = ((b * T + t) * H + h) * D;
           fn(q + r, k + kv, v + kv, dout + r, dq + r, dk + kv, dv + kv, S - T + t + 1, stride, D, (float)scale, p);

@@ -85,7 +85,8 @@ void ops_rope_f32_avx2(const float* x, const float* cos_t, const float* sin_t, f
 void ops_rope_f32_avx512(const float* x, const float* cos_t, const float* sin_t, float* out, int64_t H, int64_t D);
 
 // One query row: q (D); keys / values k, v (n, D) with rows `stride` floats apart ->
-// out (D) = softmax(scale k q) v. p: scratch (n).
+// out (D) = softmax(scale k q) v. p: scratch (n). The dispatcher runs these for decode
+// (T < ATTN_ROWS) and the scalar ISA; longer T runs the tiled kernels of attention.h.
 void ops_attention_f32_ref(const float* q, const float* k, const float* v, float* out, int64_t n, int64_t stride,
                            int64_t D, float scale, float* p);
 void ops_attention_f32_avx2(const float* q, const float* k, const float* v, float* out, int64_t n, int64_t stride,

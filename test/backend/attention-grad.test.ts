@@ -1,8 +1,7 @@
-// Attention backward, the blocked AVX-512 path (blocks of GRAD_ATTN_ROWS = 4 query rows,
-// D in 64-wide chunks): parity with the reference for D past one chunk (80), T not a
-// multiple of the block (9), GQA and MHA, S > T; and bit-identical results on repeat and
-// for 1 or 2 threads (each thread owns whole (b, kv head) slices). The small shapes are
-// in grad.test.ts.
+// Attention backward at larger D: parity with the reference for D past one 64-wide chunk
+// (80), T = 9 (a partial row tile of the AVX-512 tiled kernel, attention-tiled.test.ts),
+// GQA and MHA, S > T; and bit-identical results on repeat and for 1 or 2 threads (each
+// thread owns whole (b, kv head) slices). The small shapes are in grad.test.ts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Tensor } from '../../src/tensor/tensor.js';

@@ -1,0 +1,296 @@
+// AVX-512 tiled causal attention (attention.h): forward and backward tiles of ATTN_ROWS
+// = 12 query rows. Register blocking as in a GEMM micro-kernel:
+// - scores: 12 rows x 32 keys = 24 zmm accumulators; per d one pair of key vectors
+//   from the packed panel and 12 broadcasts of q[i][d];
+// - P V, dS K: 6 rows x 64 columns of D = 24 accumulators; per key 4 value vectors and
+//   6 broadcasts of p[i][s];
+// - dK += dS^T Q, dV += P^T dO: 4 keys x 64 columns = 16 accumulators loaded from and
+//   stored back to dk / dv once per tile; per row 4 vectors of q and 4 broadcasts.
+// D is covered in 64-wide chunks with masked tails (D = 80: 64 + 16). Sums run in a fixed
+// order (d, keys, rows ascending), so results are bit-reproducible.
+#include <cmath>
+#include "attention.h"
+#include "simd_avx512.h"
+
+namespace {
+
+constexpr int64_t R = ATTN_ROWS;
+constexpr int64_t KB = ATTN_KEYS;
+constexpr int64_t HALF = R / 2;  // rows per P V block
+
+// Row r of a tile, with rows past nq repeating the last real one.
+inline int64_t row_of(int64_t r, int64_t nq) { return r < nq ? r : nq - 1; }
+
+// q rows (nq, D) at qstride, kt (blocks of (D, KB)) -> sc (R, ld) = scale * (q . k) for key
+// columns [0, cols), cols a multiple of 16 (a last half block runs 16 keys wide); rows past
+// nq repeat the last one. Each score is one FMA chain over d ascending, then times scale.
+void scores(const float* q, int64_t nq, int64_t qstride, const float* kt, int64_t cols, int64_t D, float scale,
+            float* sc, int64_t ld) {
+  const __m512 vs = _mm512_set1_ps(scale);
+  const float* qr[R];
+  for (int64_t r = 0; r < R; r++) qr[r] = q + row_of(r, nq) * qstride;
+  int64_t jb = 0;
+  for (; (jb + 1) * KB <= cols; jb++) {
+    const float* kb = kt + jb * D * KB;
+    __m512 a0[R], a1[R];
+#pragma GCC unroll 12
+    for (int64_t r = 0; r < R; r++) a0[r] = a1[r] = _mm512_setzero_ps();
+    for (int64_t d = 0; d < D; d++) {
+      const __m512 k0 = _mm512_loadu_ps(kb + d * KB), k1 = _mm512_loadu_ps(kb + d * KB + 16);
+#pragma GCC unroll 12
+      for (int64_t r = 0; r < R; r++) {
+        const __m512 b = _mm512_set1_ps(qr[r][d]);
+        a0[r] = _mm512_fmadd_ps(b, k0, a0[r]);
+        a1[r] = _mm512_fmadd_ps(b, k1, a1[r]);
+      }
+    }
+#pragma GCC unroll 12
+    for (int64_t r = 0; r < R; r++) {
+      _mm512_storeu_ps(sc + r * ld + jb * KB, _mm512_mul_ps(a0[r], vs));
+      _mm512_storeu_ps(sc + r * ld + jb * KB + 16, _mm512_mul_ps(a1[r], vs));
+    }
+  }
+  if (jb * KB == cols) return;
+  const float* kb = kt + jb * D * KB;  // the first 16 keys of the last block
+  __m512 a0[R];
+#pragma GCC unroll 12
+  for (int64_t r = 0; r < R; r++) a0[r] = _mm512_setzero_ps();
+  for (int64_t d = 0; d < D; d++) {
+    const __m512 k0 = _mm512_loadu_ps(kb + d * KB);
+#pragma GCC unroll 12
+    for (int64_t r = 0; r < R; r++) a0[r] = _mm512_fmadd_ps(_mm512_set1_ps(qr[r][d]), k0, a0[r]);
+  }
+#pragma GCC unroll 12
+  for (int64_t r = 0; r < R; r++) _mm512_storeu_ps(sc + r * ld + jb * KB, _mm512_mul_ps(a0[r], vs));
+}
+
+// Max of x (n), n >= 1.
+float max_of(const float* x, int64_t n) {
+  const __m512 ninf = _mm512_set1_ps(-INFINITY);
+  __m512 m = ninf;
+  for (int64_t i = 0; i < n; i += 16) m = _mm512_max_ps(m, _mm512_mask_loadu_ps(ninf, mask16(n - i), x + i));
+  return _mm512_reduce_max_ps(m);
+}
+
+// x [from, to) = 0
+void zero_range(float* x, int64_t from, int64_t to) {
+  for (int64_t i = from; i < to; i += 16) _mm512_mask_storeu_ps(x + i, mask16(to - i), _mm512_setzero_ps());
+}
+
+// Score rows r < nq of sc (R, ld) -> softmax numerators in place over the row's n + r keys
+// (max-subtracted exp, as ops_attention_f32_avx512), zeros from there up to cols; inv[r] =
+// 1 / sum in double, rounded to f32. When normalize, the rows are scaled by inv[r] too.
+void softmax_rows(float* sc, int64_t ld, int64_t nq, int64_t n, int64_t cols, bool normalize, float* inv) {
+  for (int64_t r = 0; r < nq; r++) {
+    float* p = sc + r * ld;
+    const int64_t nr = n + r;
+    inv[r] = (float)(1.0 / exp_sum(p, p, nr, max_of(p, nr), 1.0f));
+    if (normalize) scale_inplace(p, nr, inv[r]);
+    zero_range(p, nr, cols);
+  }
+}
+
+// x rows (nq, D) at stride -> dst (nq, D) contiguous. Query rows lie H * D floats apart (a
+// power of two at H = 16, D = 64): read in place, the 12 rows of a tile share one L1 set.
+void copy_rows(const float* x, int64_t nq, int64_t stride, int64_t D, float* dst) {
+  for (int64_t r = 0; r < nq; r++)
+    for (int64_t d = 0; d < D; d += 16) {
+      const __mmask16 k = mask16(D - d);
+      _mm512_mask_storeu_ps(dst + r * D + d, k, _mm512_maskz_loadu_ps(k, x + r * stride + d));
+    }
+}
+
+// Lane masks of the four vectors of the 64-wide D chunk at c.
+void chunk_masks(int64_t D, int64_t c, __mmask16* m) {
+  for (int64_t j = 0; j < 4; j++) m[j] = c + 16 * j < D ? mask16(D - c - 16 * j) : (__mmask16)0;
+}
+
+// p rows (nq, ld), x (n, D) at stride -> out rows r < nq (at ostride) = sum_{s < n} p[r][s] x[s],
+// keys ascending, times rs[r] when rs is not null. Blocks of HALF rows; a partial block
+// repeats its last row.
+void rows_times(const float* p, int64_t ld, const float* x, int64_t n, int64_t stride, int64_t D, float* out,
+                int64_t nq, int64_t ostride, const float* rs) {
+  for (int64_t r0 = 0; r0 < nq; r0 += HALF) {
+    const float* pr[HALF];
+    float fr[HALF];  // 1 when rs is null: the multiply is then exact
+    for (int64_t r = 0; r < HALF; r++) {
+      pr[r] = p + row_of(r0 + r, nq) * ld;
+      fr[r] = rs ? rs[row_of(r0 + r, nq)] : 1.0f;
+    }
+    for (int64_t c = 0; c < D; c += 64) {
+      __mmask16 m[4];
+      chunk_masks(D, c, m);
+      __m512 acc[HALF][4];
+#pragma GCC unroll 6
+      for (int64_t r = 0; r < HALF; r++)
+        for (int64_t j = 0; j < 4; j++) acc[r][j] = _mm512_setzero_ps();
+      for (int64_t s = 0; s < n; s++) {
+        const float* xs = x + s * stride + c;
+        __m512 xv[4];
+        for (int64_t j = 0; j < 4; j++) xv[j] = _mm512_maskz_loadu_ps(m[j], xs + 16 * j);
+#pragma GCC unroll 6
+        for (int64_t r = 0; r < HALF; r++) {
+          const __m512 b = _mm512_set1_ps(pr[r][s]);
+          for (int64_t j = 0; j < 4; j++) acc[r][j] = _mm512_fmadd_ps(b, xv[j], acc[r][j]);
+        }
+      }
+      // Constant trip counts with the row test inside keep acc in registers.
+#pragma GCC unroll 6
+      for (int64_t r = 0; r < HALF; r++) {
+        if (r0 + r >= nq) continue;
+        const __m512 f = _mm512_set1_ps(fr[r]);
+        for (int64_t j = 0; j < 4; j++)
+          _mm512_mask_storeu_ps(out + (r0 + r) * ostride + c + 16 * j, m[j], _mm512_mul_ps(acc[r][j], f));
+      }
+    }
+  }
+}
+
+// acc rows s .. s + NK - 1 (at stride) += sum_{r < nq} w[r][s + kk] x[r] over the 64-wide D
+// chunk at c, rows ascending: NK x 4 accumulators, loaded and stored once.
+constexpr int64_t NK = 6;
+void add_outer_keys(const float* w, int64_t ld, const float* x, int64_t nq, int64_t xstride, float* acc,
+                    int64_t stride, const __mmask16* m) {
+  __m512 a[NK][4];
+#pragma GCC unroll 6
+  for (int64_t kk = 0; kk < NK; kk++)
+    for (int64_t j = 0; j < 4; j++) a[kk][j] = _mm512_maskz_loadu_ps(m[j], acc + kk * stride + 16 * j);
+  for (int64_t r = 0; r < nq; r++) {
+    const float* xr = x + r * xstride;
+    __m512 xv[4];
+    for (int64_t j = 0; j < 4; j++) xv[j] = _mm512_maskz_loadu_ps(m[j], xr + 16 * j);
+#pragma GCC unroll 6
+    for (int64_t kk = 0; kk < NK; kk++) {
+      const __m512 b = _mm512_set1_ps(w[r * ld + kk]);
+      for (int64_t j = 0; j < 4; j++) a[kk][j] = _mm512_fmadd_ps(b, xv[j], a[kk][j]);
+    }
+  }
+#pragma GCC unroll 6
+  for (int64_t kk = 0; kk < NK; kk++)
+    for (int64_t j = 0; j < 4; j++) _mm512_mask_storeu_ps(acc + kk * stride + 16 * j, m[j], a[kk][j]);
+}
+
+// w (R, ld), x rows (nq, D) at xstride -> acc rows s < n (at stride) += sum_{r < nq} w[r][s] x[r],
+// rows ascending.
+void add_outer(const float* w, int64_t ld, const float* x, int64_t nq, int64_t xstride, float* acc, int64_t n,
+               int64_t stride, int64_t D) {
+  for (int64_t c = 0; c < D; c += 64) {
+    __mmask16 m[4];
+    chunk_masks(D, c, m);
+    int64_t s = 0;
+    for (; s + NK <= n; s += NK) add_outer_keys(w + s, ld, x + c, nq, xstride, acc + s * stride + c, stride, m);
+    for (; s < n; s++) {
+      __m512 a[4];
+      for (int64_t j = 0; j < 4; j++) a[j] = _mm512_maskz_loadu_ps(m[j], acc + s * stride + c + 16 * j);
+      for (int64_t r = 0; r < nq; r++) {
+        const __m512 b = _mm512_set1_ps(w[r * ld + s]);
+        for (int64_t j = 0; j < 4; j++) a[j] = _mm512_fmadd_ps(b, _mm512_maskz_loadu_ps(m[j], x + r * xstride + c + 16 * j), a[j]);
+      }
+      for (int64_t j = 0; j < 4; j++) _mm512_mask_storeu_ps(acc + s * stride + c + 16 * j, m[j], a[j]);
+    }
+  }
+}
+
+// p, dp rows (nq, ld) -> dp[r][s] = p (dp - delta_r) scale for s < n + row_of(r), zeros up to
+// cols; delta_r = sum_s p dp accumulated in double, as grad_attention_bwd_f32_avx512.
+void softmax_bwd_rows(const float* p, float* dp, int64_t ld, int64_t nq, int64_t n, int64_t cols, float scale) {
+  const __m512 vs = _mm512_set1_ps(scale);
+  for (int64_t r = 0; r < nq; r++) {
+    const float* pr = p + r * ld;
+    float* dr = dp + r * ld;
+    const int64_t nr = n + r;
+    __m512d acc0 = _mm512_setzero_pd(), acc1 = _mm512_setzero_pd();
+    for (int64_t s = 0; s < nr; s += 16) {
+      const __mmask16 k = mask16(nr - s);
+      const __m512 a = _mm512_maskz_loadu_ps(k, pr + s), b = _mm512_maskz_loadu_ps(k, dr + s);
+      acc0 = _mm512_fmadd_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(a)), _mm512_cvtps_pd(_mm512_castps512_ps256(b)), acc0);
+      acc1 = _mm512_fmadd_pd(_mm512_cvtps_pd(_mm512_extractf32x8_ps(a, 1)), _mm512_cvtps_pd(_mm512_extractf32x8_ps(b, 1)), acc1);
+    }
+    const __m512 delta = _mm512_set1_ps((float)_mm512_reduce_add_pd(_mm512_add_pd(acc0, acc1)));
+    for (int64_t s = 0; s < nr; s += 16) {
+      const __mmask16 k = mask16(nr - s);
+      const __m512 a = _mm512_maskz_loadu_ps(k, pr + s), b = _mm512_maskz_loadu_ps(k, dr + s);
+      _mm512_mask_storeu_ps(dr + s, k, _mm512_mul_ps(_mm512_mul_ps(a, _mm512_sub_ps(b, delta)), vs));
+    }
+    zero_range(dr, nr, cols);
+  }
+}
+
+// r[0..15] (16 rows of 16) -> out[c] = column c. Unpack pairs of rows, then 4-row groups
+// within 128-bit lanes (r[4i + k] lane L = column 4L + k of rows 4i .. 4i + 3), then
+// gather lane L of the four groups.
+void transpose16(const __m512* r, __m512* out) {
+  __m512 t[16], u[16];
+  for (int i = 0; i < 8; i++) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; i++) {
+    u[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+    u[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+    u[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+    u[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  for (int k = 0; k < 4; k++) {
+    const __m512 a0 = _mm512_shuffle_f32x4(u[k], u[4 + k], 0x88), a1 = _mm512_shuffle_f32x4(u[k], u[4 + k], 0xDD);
+    const __m512 b0 = _mm512_shuffle_f32x4(u[8 + k], u[12 + k], 0x88), b1 = _mm512_shuffle_f32x4(u[8 + k], u[12 + k], 0xDD);
+    out[k] = _mm512_shuffle_f32x4(a0, b0, 0x88);
+    out[8 + k] = _mm512_shuffle_f32x4(a0, b0, 0xDD);
+    out[4 + k] = _mm512_shuffle_f32x4(a1, b1, 0x88);
+    out[12 + k] = _mm512_shuffle_f32x4(a1, b1, 0xDD);
+  }
+}
+
+}  // namespace
+
+// k (n, D) at stride -> kt, as ops_attention_pack_f32_ref, in 16 x 16 register transposes.
+void ops_attention_pack_f32_avx512(const float* k, int64_t n, int64_t stride, int64_t D, float* kt) {
+  const int64_t keys = attn_panel_keys(n);
+  for (int64_t s0 = 0; s0 < keys; s0 += 16) {
+    float* dst = kt + (s0 / KB) * D * KB + s0 % KB;
+    for (int64_t d0 = 0; d0 < D; d0 += 16) {
+      const __mmask16 m = mask16(D - d0);
+      __m512 r[16], c[16];
+      for (int64_t j = 0; j < 16; j++)
+        r[j] = s0 + j < n ? _mm512_maskz_loadu_ps(m, k + (s0 + j) * stride + d0) : _mm512_setzero_ps();
+      transpose16(r, c);
+      for (int64_t i = 0; i < 16 && d0 + i < D; i++) _mm512_storeu_ps(dst + (d0 + i) * KB, c[i]);
+    }
+  }
+}
+
+void ops_attention_tile_f32_avx512(const float* q, const float* kt, const float* v, float* out, int64_t nq,
+                                   int64_t qstride, int64_t n, int64_t stride, int64_t D, float scale,
+                                   float* scratch) {
+  // Keys of the last row; score columns computed (whole 16-key vectors).
+  const int64_t keys = n + nq - 1, ld = attn_panel_keys(keys), cols = (keys + 15) / 16 * 16;
+  float* sc = scratch;      // (R, ld) scores, then softmax numerators
+  float* qc = sc + R * ld;  // (nq, D) q rows
+  float inv[R];
+  copy_rows(q, nq, qstride, D, qc);
+  scores(qc, nq, D, kt, cols, D, scale, sc, ld);
+  softmax_rows(sc, ld, nq, n, keys, false, inv);
+  rows_times(sc, ld, v, keys, stride, D, out, nq, qstride, inv);
+}
+
+void grad_attention_bwd_tile_f32_avx512(const float* q, const float* kt, const float* vt, const float* k,
+                                        const float* dout, float* dq, float* dk, float* dv, int64_t nq,
+                                        int64_t qstride, int64_t n, int64_t stride, int64_t D, float scale,
+                                        float* scratch) {
+  // Keys of the last row; score columns computed (whole 16-key vectors).
+  const int64_t keys = n + nq - 1, ld = attn_panel_keys(keys), cols = (keys + 15) / 16 * 16;
+  float* p = scratch;       // (R, ld) scores, then probabilities
+  float* ds = p + R * ld;   // (R, ld) dP, then dS
+  float* qc = ds + R * ld;  // (nq, D) q rows
+  float* oc = qc + R * D;   // (nq, D) dout rows
+  float inv[R];
+  copy_rows(q, nq, qstride, D, qc);
+  copy_rows(dout, nq, qstride, D, oc);
+  scores(qc, nq, D, kt, cols, D, scale, p, ld);
+  softmax_rows(p, ld, nq, n, keys, true, inv);
+  scores(oc, nq, D, vt, cols, D, 1.0f, ds, ld);
+  softmax_bwd_rows(p, ds, ld, nq, n, keys, scale);
+  rows_times(ds, ld, k, keys, stride, D, dq, nq, qstride, nullptr);
+  add_outer(ds, ld, qc, nq, D, dk, keys, stride, D);
+  add_outer(p, ld, oc, nq, D, dv, keys, stride, D);
+}
