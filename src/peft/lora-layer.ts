@@ -120,7 +120,7 @@ export class LoraLinear extends Module {
   /** Adapters off: base output only. */
   disabled = false;
   /**
-   * One active adapter over a frozen dense or 4-bit base runs as one fused op
+   * The first active adapter over a frozen dense or 4-bit base runs fused with it
    * (Ops.loraLinear); false forces the unfused ops (the reference the fused op is tested on).
    */
   fuse = true;
@@ -192,15 +192,14 @@ export class LoraLinear extends Module {
   }
 
   // x (M, K) -> (M, N): base(x) plus every active, unmerged adapter's branch.
+  // The first active adapter fuses with the base where the variant can; the others (and
+  // every adapter where it cannot) add their branches to that output one by one.
   forward(ops: Ops, x: FTensor): FTensor {
-    const only = this.#active.length === 1 ? this.#active[0] : undefined;
-    if (this.fuse && !this.disabled && this.#merged.length === 0 && only !== undefined) {
-      const fused = this.#variant.fusedForward?.(ops, this, only, x);
-      if (fused !== undefined) return fused;
-    }
-    let y = this.base_layer.forward(ops, x);
-    if (this.disabled || this.#merged.length > 0) return y;
-    for (const name of this.#active) y = this.#variant.forward(ops, this, name, x, y);
+    if (this.disabled || this.#merged.length > 0) return this.base_layer.forward(ops, x);
+    const [first, ...rest] = this.#active;
+    const fused = this.fuse && first !== undefined ? this.#variant.fusedForward?.(ops, this, first, x) : undefined;
+    let y = fused ?? this.base_layer.forward(ops, x);
+    for (const name of fused === undefined ? this.#active : rest) y = this.#variant.forward(ops, this, name, x, y);
     return y;
   }
 
