@@ -39,12 +39,12 @@ export interface LowRankContext {
   seed: number | undefined;
 }
 
-// x (..., K), base (N, K) -> (..., N); dense outputs own their storage (the tape frees
-// them once backward has passed), 4-bit ones are views as in Ops.linear4bit
+// x (..., K), base (N, K) -> (..., N); for 2-D x the output owns its storage, so the tape
+// frees it once backward has passed it (a reshaped view would live to the step's end)
 function baseForward(be: Backend, x: FTensor, base: LowRankBase, w: Tensor | undefined, m: number): FTensor {
   if (base.kind === 'dense') return be.linear(x as Tensor<'f32'>, w ?? base.weight, base.bias as Tensor<'f32'> | undefined);
   const y = be.linear4bit(x.reshape([m, base.quant.shape[1]]), base.quant, base.bias, base.computeDtype);
-  return y.reshape([...x.shape.slice(0, -1), base.quant.shape[0]]);
+  return x.shape.length === 2 ? y : y.reshape([...x.shape.slice(0, -1), base.quant.shape[0]]);
 }
 
 // dy (M, N) -> dX (M, K) = dY W, a fresh tensor the low-rank part accumulates into

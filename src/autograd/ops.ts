@@ -92,7 +92,9 @@ export class Ops {
   linear4bit(x: FTensor, q: Quant4Weight, b: FTensor | undefined, computeDtype: 'f32' | 'bf16'): FTensor {
     const [n, k] = q.shape;
     const m = x.size / k;
-    const y = this.backend.linear4bit(x.reshape([m, k]), q, b, computeDtype).reshape([...x.shape.slice(0, -1), n]);
+    // 2-D x: y owns its storage, so the tape frees it once backward has passed (a view would not be).
+    const y2 = this.backend.linear4bit(x.reshape([m, k]), q, b, computeDtype);
+    const y = x.shape.length === 2 ? y2 : y2.reshape([...x.shape.slice(0, -1), n]);
     this.tape?.record([x, b], y, (g) => {
       const g2 = g.reshape([m, n]);
       const dx = this.#tracks(x) ? this.backend.linear4bitBackwardInput(g2, q, computeDtype).reshape(x.shape) : undefined;
