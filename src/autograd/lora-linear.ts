@@ -53,9 +53,10 @@ function baseBackwardInput(be: Backend, dy: FTensor, base: LowRankBase, w: Tenso
   return be.linear4bitBackwardInput(dy, base.quant, base.computeDtype);
 }
 
-// c (M, N) [+]= op(a) op(b): a bf16 product (f32 operands rounded while packed) or a plain one
+// c (M, N) [+]= op(a) op(b): a bf16 product (autocast, or a bf16 operand: f32 ones are
+// rounded while packed, as matmul does with mixed inputs) or an f32/f64 one
 function productInto(be: Backend, bf16: boolean, c: FTensor, a: Tensor, b: Tensor, opts: { transA?: boolean; transB?: boolean; accumulate?: boolean }): void {
-  if (bf16) be.matmulBf16Into(c, a, b, opts);
+  if (bf16 || a.dtype === 'bf16' || b.dtype === 'bf16') be.matmulBf16Into(c, a, b, opts);
   else be.matmulInto(c, a, b, opts);
 }
 
