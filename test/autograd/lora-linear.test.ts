@@ -1,7 +1,8 @@
 // The fused LoRA op (src/autograd/lora-linear.ts): float64 finite-difference gradients on
 // the reference backend (dense and 4-bit bases, with and without dropout), parity with
-// the unfused ops it replaces on the native backend (bit-identical when scaling is a
-// power of two, within F32_RTOL otherwise), and the activations it no longer keeps.
+// the unfused ops it replaces on the native backend under every ISA (bit-identical when
+// scaling is a power of two, within F32_RTOL / BF16_RTOL otherwise), and the activations
+// it no longer keeps.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { nativeBackend, refBackend, type Backend } from '../../src/backend/index.js';
@@ -16,6 +17,7 @@ import { memoryStats } from '../../src/tensor/memory.js';
 import { scope } from '../../src/tensor/scope.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { dot, gradcheck, normals64 } from '../helpers/gradcheck.js';
+import { eachIsa } from '../helpers/isa.js';
 import { Rng } from '../helpers/random.js';
 
 /**
@@ -112,7 +114,7 @@ function layerFor(c: Case, seed: number, alpha: number, dropout: number): LoraLi
 }
 
 for (const c of CASES) for (const dropout of [0, 0.25]) {
-  test(`loraLinear equals the unfused ops: ${c.name}, dropout ${dropout}`, () => {
+  test(`loraLinear equals the unfused ops: ${c.name}, dropout ${dropout}`, () => eachIsa((isa) => {
     for (const alpha of [8, 6]) { // scaling 2 (exact) and 1.5
       const layer = layerFor(c, 3, alpha, dropout);
       const rng = new Rng(9);
@@ -127,15 +129,15 @@ for (const c of CASES) for (const dropout of [0, 0.25]) {
         assert.equal(got.length, want.length, `${names[i]}: length`);
         assert.ok(want.some((v) => v !== 0), `${names[i]}: all zero, the check would be vacuous`);
         if (alpha === 8) {
-          assert.deepEqual(got, want, `${names[i]} (scaling 2) differs`);
+          assert.deepEqual(got, want, `${isa} ${names[i]} (scaling 2) differs`);
           return;
         }
         const scale = Math.max(...Array.from(want, Math.abs));
         const rtol = c.matmulDtype === 'bf16' ? BF16_RTOL : F32_RTOL;
-        want.forEach((v, j) => assert.ok(Math.abs((got[j] ?? NaN) - v) <= rtol * scale, `${names[i]}[${j}]: fused ${got[j]} vs ${v}`));
+        want.forEach((v, j) => assert.ok(Math.abs((got[j] ?? NaN) - v) <= rtol * scale, `${isa} ${names[i]}[${j}]: fused ${got[j]} vs ${v}`));
       });
     }
-  });
+  }));
 }
 
 test('loraLinear keeps no (M, N) B-product output or sum for backward', () => {
