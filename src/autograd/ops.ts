@@ -8,6 +8,7 @@ import { scope } from '../tensor/scope.js';
 import { Tensor, type Shape } from '../tensor/tensor.js';
 import { Tape, type LeafSink } from './tape.js';
 import type { Quant4Weight } from '../quant/types.js';
+import { loraLinear, type LowRankAdapter, type LowRankBase } from './lora-linear.js';
 
 /** Mean loss (1), and the float64 sum, number of labelled tokens and argmax hits. */
 export interface CrossEntropyResult {
@@ -91,7 +92,9 @@ export class Ops {
   linear4bit(x: FTensor, q: Quant4Weight, b: FTensor | undefined, computeDtype: 'f32' | 'bf16'): FTensor {
     const [n, k] = q.shape;
     const m = x.size / k;
-    const y = this.backend.linear4bit(x.reshape([m, k]), q, b, computeDtype).reshape([...x.shape.slice(0, -1), n]);
+    // 2-D x: y owns its storage, so the tape frees it once backward has passed (a view would not be).
+    const y2 = this.backend.linear4bit(x.reshape([m, k]), q, b, computeDtype);
+    const y = x.shape.length === 2 ? y2 : y2.reshape([...x.shape.slice(0, -1), n]);
     this.tape?.record([x, b], y, (g) => {
       const g2 = g.reshape([m, n]);
       const dx = this.#tracks(x) ? this.backend.linear4bitBackwardInput(g2, q, computeDtype).reshape(x.shape) : undefined;
@@ -172,10 +175,27 @@ export class Ops {
     return y;
   }
 
+  /**
+   * Fused LoRA: base(x) + scaling * B(A(dropout(x))) as one node, the B product
+   * accumulating into the base output (lora-linear.ts). The base weight must be frozen.
+   * Draws the same dropout seed the unfused dropout() call would.
+   */
+  // x (..., K), W (N, K), A (R, K), B (N, R) -> (..., N)
+  loraLinear(x: FTensor, base: LowRankBase, adapter: LowRankAdapter): FTensor {
+    const seed = this.#dropoutSeed(adapter.dropout);
+    return loraLinear({ backend: this.backend, tape: this.tape, matmulDtype: this.matmulDtype, seed }, x, base, adapter);
+  }
+
+  /** The next dropout seed, or undefined (no counter step) when dropout is off. */
+  #dropoutSeed(p: number): number | undefined {
+    if (!this.training || p === 0) return undefined;
+    return (this.#dropout.base + this.#dropout.value++) >>> 0;
+  }
+
   /** Inverted dropout (identity when not training or p = 0). */
   dropout(x: FTensor, p: number): FTensor {
-    if (!this.training || p === 0) return x;
-    const seed = (this.#dropout.base + this.#dropout.value++) >>> 0;
+    const seed = this.#dropoutSeed(p);
+    if (seed === undefined) return x;
     const y = this.backend.dropout(x, p, seed);
     this.tape?.record([x], y, (g) => [this.backend.dropout(g, p, seed)]);
     return y;

@@ -87,8 +87,9 @@ function layerForwardFloats(d: Dims, o: EstimateOptions): number {
   // norm1 C, q Hq + rope Hq, k Hk + rope Hk, v Hk, attention Hq, o C, add C, norm2 C,
   // gate F, up F, silu*up F, down C, add C.
   const base = 6 * d.c + 3 * hq + 3 * hk + 3 * d.f;
-  // LoRA branch (peft/lora-layer.ts PLAIN_LORA, dropout 0): A x (r), B A x (N), the scaled sum (N).
-  const lora = o.method === 'full' ? 0 : d.lin.filter((s) => d.targets.includes(s.name)).reduce((n, s) => n + o.r + 2 * s.out, 0);
+  // LoRA branch (autograd/lora-linear.ts, dropout 0): only scaling * A x (r); B's product
+  // accumulates into the base output.
+  const lora = o.method === 'full' ? 0 : d.lin.filter((s) => d.targets.includes(s.name)).length * o.r;
   return base + lora;
 }
 
@@ -116,8 +117,8 @@ function activationPeaks(d: Dims, o: EstimateOptions, linearBytes: number): { ac
   // weight casts), and the upstream gradient plus dx accumulate two more (N, C).
   const kept = model + d.l * nc + headGrad;
   const atLoss = kept + ceChunk;
-  // (qlora: one more (N, C), the 4-bit backward's dx next to the LoRA branch's.)
-  const atLastLayer = (d.l + 1) * nc + headCast + layer + weightCasts / d.l + transient + (o.method === 'qlora' ? 3 : 2) * nc;
+  // (The LoRA branch's dx accumulates into the base's, dense or 4-bit: autograd/lora-linear.ts.)
+  const atLastLayer = (d.l + 1) * nc + headCast + layer + weightCasts / d.l + transient + 2 * nc;
   // While backward runs, the loss chunk's logits block waits in the pool (no other tensor has its size).
   const act = Math.max(atLoss, atLastLayer);
   return { act, cacheAtPeak: Math.max(0, atLastLayer + cached(logits) - act) };

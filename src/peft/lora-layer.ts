@@ -5,8 +5,10 @@
 // works; how an adapter computes is a strategy object (LoraVariant), not a subclass.
 import type { Backend, FTensor } from '../backend/backend.js';
 import type { Ops } from '../autograd/ops.js';
+import type { LowRankBase } from '../autograd/lora-linear.js';
 import { ConfigError } from '../errors.js';
 import { Linear } from '../nn/layers.js';
+import { Linear4bit } from '../nn/linear4bit.js';
 import { Module } from '../nn/module.js';
 import { scope } from '../tensor/scope.js';
 import { Tensor } from '../tensor/tensor.js';
@@ -41,6 +43,12 @@ export interface LoraAdapterSpec {
 export interface LoraVariant {
   // x (M, K), result (M, N) -> (M, N)
   forward(ops: Ops, layer: LoraLinear, adapter: string, x: FTensor, result: FTensor): FTensor;
+  /**
+   * base(x) plus this adapter's branch as one fused op, or undefined where the variant
+   * cannot fuse over this base (the layer then runs base and forward() separately).
+   */
+  // x (M, K) -> (M, N)
+  fusedForward?(ops: Ops, layer: LoraLinear, adapter: string, x: FTensor): FTensor | undefined;
   // -> (N, K) f32, unscaled: merge adds spec.scaling times this
   deltaWeight(backend: Backend, layer: LoraLinear, adapter: string): Tensor<'f32'>;
 }
@@ -52,11 +60,24 @@ export const PLAIN_LORA: LoraVariant = {
     const h = a.forward(ops, ops.dropout(x, spec.dropout));
     return ops.addScaled(result, b.forward(ops, h), spec.scaling);
   },
+  fusedForward(ops, layer, adapter, x) {
+    const base = lowRankBase(ops, layer.base_layer);
+    if (base === undefined) return undefined;
+    const { a, b, spec } = layer.adapter(adapter);
+    return ops.loraLinear(x, base, { a: a.weight, b: b.weight, scaling: spec.scaling, dropout: spec.dropout });
+  },
   deltaWeight(backend, layer, adapter) {
     const { a, b } = layer.adapter(adapter);
     return backend.matmul(b.weight, a.weight); // (N, r) @ (r, K)
   },
 };
+
+/** The base as the fused op sees it: a frozen dense or 4-bit Linear; undefined for others. */
+function lowRankBase(ops: Ops, base: LoraBase): LowRankBase | undefined {
+  if (base instanceof Linear) return ops.tape?.tracks(base.weight) === true ? undefined : { kind: 'dense', weight: base.weight, bias: base.bias };
+  if (base instanceof Linear4bit) return { kind: '4bit', quant: base.quant, bias: base.bias, computeDtype: base.computeDtype };
+  return undefined;
+}
 
 // w (rows, cols) f32 filled U(-1/sqrt(cols), 1/sqrt(cols)): torch kaiming_uniform_(a=sqrt(5)),
 // gain sqrt(2 / (1 + 5)) times sqrt(3 / fan_in) = 1 / sqrt(fan_in).
@@ -98,6 +119,11 @@ export class LoraLinear extends Module {
   #merged: string[] = [];
   /** Adapters off: base output only. */
   disabled = false;
+  /**
+   * The first active adapter over a frozen dense or 4-bit base runs fused with it
+   * (Ops.loraLinear); false forces the unfused ops (the reference the fused op is tested on).
+   */
+  fuse = true;
 
   constructor(base: LoraBase, variant: LoraVariant = PLAIN_LORA) {
     super();
@@ -166,10 +192,14 @@ export class LoraLinear extends Module {
   }
 
   // x (M, K) -> (M, N): base(x) plus every active, unmerged adapter's branch.
+  // The first active adapter fuses with the base where the variant can; the others (and
+  // every adapter where it cannot) add their branches to that output one by one.
   forward(ops: Ops, x: FTensor): FTensor {
-    let y = this.base_layer.forward(ops, x);
-    if (this.disabled || this.#merged.length > 0) return y;
-    for (const name of this.#active) y = this.#variant.forward(ops, this, name, x, y);
+    if (this.disabled || this.#merged.length > 0) return this.base_layer.forward(ops, x);
+    const [first, ...rest] = this.#active;
+    const fused = this.fuse && first !== undefined ? this.#variant.fusedForward?.(ops, this, first, x) : undefined;
+    let y = fused ?? this.base_layer.forward(ops, x);
+    for (const name of fused === undefined ? this.#active : rest) y = this.#variant.forward(ops, this, name, x, y);
     return y;
   }
 

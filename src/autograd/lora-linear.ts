@@ -1,0 +1,121 @@
+// The fused LoRA product, one autograd op: y = base(x) + scaling * B(A(dropout(x))) (PEFT
+// tuners/lora/layer.py Linear.forward) without the separate (M, N) B-product output and
+// sum. The small (M, R) h = A dropout(x) is scaled first, and its B product accumulates
+// straight into the base output (GEMM c +=); in backward the low-rank part of dX
+// accumulates into the base's dX the same way:
+//   u  = scaling * dY B                       (M, R)
+//   dX = dY W + u A     (p = 0; with dropout: dY W + dropout'(u A))
+//   dA = u^T dropout(x),  dB = dY^T (scaling * h)
+// Rounding: scaling moves from the (M, N) product onto the (M, R) factors, so results
+// equal the unfused ops' bit for bit when scaling is a power of two. Otherwise f32
+// products differ in the last f32 bits (~1e-7 relative), and bf16 products by one bf16
+// rounding of the branch (~2e-3 relative): they round scaling * h and dY where the
+// unfused ops round h and scaling * dY. The unfused composition of ops (linear, dropout,
+// addScaled) is this op's reference; test/autograd/lora-linear.test.ts checks both ways.
+import type { Backend, FTensor } from '../backend/backend.js';
+import type { Quant4Weight } from '../quant/types.js';
+import { scope } from '../tensor/scope.js';
+import { Tensor } from '../tensor/tensor.js';
+import type { Tape } from './tape.js';
+
+/** The frozen base of a fused LoRA product: a dense weight, or a 4-bit one (QLoRA). */
+export type LowRankBase =
+  | { kind: 'dense'; weight: Tensor; bias?: FTensor | undefined } // weight (N, K) f32|bf16|f64
+  | { kind: '4bit'; quant: Quant4Weight; bias?: FTensor | undefined; computeDtype: 'f32' | 'bf16' };
+
+/** One adapter: A (R, K) and B (N, R), the master weights (f32, or f64 in gradient checks). */
+export interface LowRankAdapter {
+  a: Tensor;
+  b: Tensor;
+  scaling: number;
+  /** Dropout probability on A's input; 0 (or not training) = none. */
+  dropout: number;
+}
+
+/** What the op needs from Ops: backend, tape, autocast dtype and this call's dropout seed. */
+export interface LowRankContext {
+  backend: Backend;
+  tape: Tape | undefined;
+  matmulDtype: 'f32' | 'bf16';
+  /** The dropout seed of this call, undefined when dropout is off. */
+  seed: number | undefined;
+}
+
+// x (..., K), base (N, K) -> (..., N); for 2-D x the output owns its storage, so the tape
+// frees it once backward has passed it (a reshaped view would live to the step's end)
+function baseForward(be: Backend, x: FTensor, base: LowRankBase, w: Tensor | undefined, m: number): FTensor {
+  if (base.kind === 'dense') return be.linear(x as Tensor<'f32'>, w ?? base.weight, base.bias as Tensor<'f32'> | undefined);
+  const y = be.linear4bit(x.reshape([m, base.quant.shape[1]]), base.quant, base.bias, base.computeDtype);
+  return x.shape.length === 2 ? y : y.reshape([...x.shape.slice(0, -1), base.quant.shape[0]]);
+}
+
+// dy (M, N) -> dX (M, K) = dY W, a fresh tensor the low-rank part accumulates into
+function baseBackwardInput(be: Backend, dy: FTensor, base: LowRankBase, w: Tensor | undefined): FTensor {
+  if (base.kind === 'dense') return be.matmul(dy, w ?? base.weight);
+  return be.linear4bitBackwardInput(dy, base.quant, base.computeDtype);
+}
+
+// c (M, N) [+]= op(a) op(b): a bf16 product (autocast, or a bf16 operand: f32 ones are
+// rounded while packed, as matmul does with mixed inputs) or an f32/f64 one
+function productInto(be: Backend, bf16: boolean, c: FTensor, a: Tensor, b: Tensor, opts: { transA?: boolean; transB?: boolean; accumulate?: boolean }): void {
+  if (bf16 || a.dtype === 'bf16' || b.dtype === 'bf16') be.matmulBf16Into(c, a, b, opts);
+  else be.matmulInto(c, a, b, opts);
+}
+
+/**
+ * y = base(x) + scaling * B(A(dropout(x))), recording one tape node for x, the base bias,
+ * A and B (the base weight must be frozen: the caller checks). With autocast bf16, f32
+ * weights are rounded to bf16 for the products exactly as `Ops.linear` rounds them.
+ */
+// x (M, K), W (N, K), A (R, K), B (N, R) -> (M, N)
+export function loraLinear(ctx: LowRankContext, x: FTensor, base: LowRankBase, ad: LowRankAdapter): FTensor {
+  const be = ctx.backend, tape = ctx.tape, bf16 = ctx.matmulDtype === 'bf16';
+  const autocast = (t: Tensor): Tensor => (bf16 && t.dtype === 'f32' ? be.cast(t, 'bf16') : t);
+  const w = base.kind === 'dense' ? autocast(base.weight) : undefined;
+  const a = autocast(ad.a), b = autocast(ad.b);
+  const [r = 0, k = 0] = ad.a.shape;
+  const m = x.size / k, n = ad.b.shape[0] ?? 0;
+  const x2 = x.reshape([m, k]);
+  const y = baseForward(be, x, base, w, m);
+  const seed = ctx.seed, p = ad.dropout;
+  const xd = seed === undefined ? x2 : be.dropout(x2, p, seed);
+  const hs = be.linear(xd as Tensor<'f32'>, a); // (M, R) = A dropout(x), then times scaling
+  be.scaleInPlace(hs, ad.scaling);
+  productInto(be, bf16, y, hs, b, { transB: true, accumulate: true });
+  const tracks = (t: Tensor | undefined): boolean => tape?.tracks(t) ?? false;
+  tape?.record([x, base.bias, ad.a, ad.b], y, (g) => {
+    const g2 = g.reshape([m, n]);
+    const needU = tracks(x) || tracks(ad.a);
+    const u = needU ? be.matmul(g2, b) : undefined; // (M, R) = dY B, then times scaling
+    if (u !== undefined) be.scaleInPlace(u, ad.scaling);
+    let dx: FTensor | undefined;
+    if (tracks(x) && u !== undefined) {
+      dx = baseBackwardInput(be, g2, base, w);
+      if (seed === undefined) {
+        productInto(be, bf16, dx, u, a, { accumulate: true });
+      } else {
+        const acc = dx;
+        scope(() => be.addScaledInPlace(acc, be.dropout(be.matmul(u, a), p, seed), 1));
+      }
+      dx = dx.reshape(x.shape);
+    }
+    let da: FTensor | undefined;
+    if (tracks(ad.a) && u !== undefined) {
+      da = Tensor.empty([r, k], g.dtype);
+      productInto(be, bf16, da, u, xd, { transA: true });
+    }
+    let db: FTensor | undefined;
+    if (tracks(ad.b)) {
+      db = Tensor.empty([n, r], g.dtype);
+      productInto(be, bf16, db, g2, hs, { transA: true });
+    }
+    let dBias: FTensor | undefined;
+    if (base.bias !== undefined && tracks(base.bias)) {
+      dBias = Tensor.zeros([n], g.dtype);
+      be.sumRowsInto(dBias, g2, false);
+    }
+    u?.release();
+    return [dx, dBias, da, db];
+  });
+  return y;
+}
