@@ -7,11 +7,12 @@
 // workspace + allocator cache, where:
 // - activations are every tensor the forward pass allocates (the step's scope keeps them
 //   until the tape frees them in backward: src/autograd/tape.ts), plus the larger of the
-//   cross-entropy chunk (src/autograd/ops.ts crossEntropy, 256 rows) and the backward
+//   cross-entropy chunk (src/autograd/ops.ts crossEntropy, crossEntropyChunkRows) and the backward
 //   transient of the last layer; with checkpointing only the layer inputs survive the
 //   forward pass and one layer is recomputed in backward (Ops.checkpoint);
 // - the allocator cache is memory freed into the caching pool (native/src/pool.cc) in
 //   sizes that are not asked for again before the peak, so it stays resident.
+import { crossEntropyChunkRows } from '../autograd/ops.js';
 import type { LlamaConfig } from '../models/llama/config.js';
 import { block, layerLinears, loraParamCount, paramCounts, quant4Bytes, resolveTargets, type LinearModule, type LinearShape, type Quant4Layout } from './shapes.js';
 
@@ -64,7 +65,6 @@ export const RUNTIME_BYTES = 66 * 2 ** 20;
 
 /** Blocks of this size or more come from the caching pool (native/src/pool.cc POOL_MIN). */
 const POOL_MIN = 256 * 1024;
-const CE_CHUNK_ROWS = 256;
 const F32 = 4;
 const BF16 = 2;
 
@@ -102,7 +102,7 @@ function activationPeaks(d: Dims, o: EstimateOptions, linearBytes: number): { ac
   // bf16 matmuls with an f32 head (full, qlora): crossEntropy casts it once, kept to the step's end.
   const headCast = o.bf16 && o.method !== 'lora' ? d.v * d.c * BF16 : 0;
   const headGrad = o.method === 'full' ? d.v * d.c * F32 : 0; // crossEntropy's dW, allocated up front
-  const rows = Math.min(CE_CHUNK_ROWS, d.n);
+  const rows = Math.min(crossEntropyChunkRows(d.v), d.n);
   const logits = rows * d.v * F32;
   const ceChunk = rows * d.c * F32 * 2 + logits + (o.bf16 ? rows * d.v * BF16 : 0);
   // Last layer's backward at silu*mul: dSilu, dGate, dUp (3 N F) while norm, add and down outputs are freed.
