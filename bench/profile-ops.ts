@@ -74,7 +74,7 @@ const r = runTrainBench({
   preset: { ...preset(presetName) }, presetName, method, r: Number(arg('--r', '16')),
   targetModules: targets === 'all' ? 'all-linear' : ['q_proj', 'v_proj'], batch: Number(arg('--batch', '4')),
   steps: Number(arg('--steps', '1')), warmup: 0, bf16: process.argv.includes('--bf16'),
-  gradientCheckpointing: method === 'qlora', seed: 0, bnb: QLORA_PRESET,
+  gradientCheckpointing: method === 'qlora' && !process.argv.includes('--no-gradient-checkpointing'), seed: 0, bnb: QLORA_PRESET,
 });
 const wall = performance.now() - t0;
 console.log(JSON.stringify({ tokens_per_s: r['tokens_per_s'], step_ms: r['step_ms'], wall_ms: Math.round(wall) }));
