@@ -43,14 +43,26 @@ export interface LowRankContext {
 
 // x (..., K), base (N, K) -> (..., N); for 2-D x the output owns its storage, so the tape
 // frees it once backward has passed it (a reshaped view would live to the step's end)
-function baseForward(be: Backend, x: FTensor, base: LowRankBase, w: Tensor | undefined, m: number): FTensor {
+// (`round`: an f32 weight without bias under autocast, rounded to bf16 while packed).
+function baseForward(be: Backend, x: FTensor, base: LowRankBase, w: Tensor | undefined, m: number, round: boolean): FTensor {
+  if (base.kind === 'dense' && round) {
+    const [n = 0, k = 0] = base.weight.shape;
+    const y = Tensor.empty([...x.shape.slice(0, -1), n], 'f32');
+    be.matmulBf16Into(y.reshape([m, n]), x.reshape([m, k]), base.weight, { transB: true });
+    return y;
+  }
   if (base.kind === 'dense') return be.linear(x as Tensor<'f32'>, w ?? base.weight, base.bias as Tensor<'f32'> | undefined);
   const y = be.linear4bit(x.reshape([m, base.quant.shape[1]]), base.quant, base.bias, base.computeDtype);
   return x.shape.length === 2 ? y : y.reshape([...x.shape.slice(0, -1), base.quant.shape[0]]);
 }
 
 // dy (M, N) -> dX (M, K) = dY W, a fresh tensor the low-rank part accumulates into
-function baseBackwardInput(be: Backend, dy: FTensor, base: LowRankBase, w: Tensor | undefined): FTensor {
+function baseBackwardInput(be: Backend, dy: FTensor, base: LowRankBase, w: Tensor | undefined, round: boolean): FTensor {
+  if (base.kind === 'dense' && round) {
+    const dx = Tensor.empty([dy.shape[0] ?? 0, base.weight.shape[1] ?? 0], 'f32');
+    be.matmulBf16Into(dx, dy, base.weight);
+    return dx;
+  }
   if (base.kind === 'dense') return be.matmul(dy, w ?? base.weight);
   return be.linear4bitBackwardInput(dy, base.quant, base.computeDtype);
 }
@@ -71,31 +83,42 @@ function productInto(be: Backend, bf16: boolean, c: FTensor, a: Tensor, b: Tenso
 export function loraLinear(ctx: LowRankContext, x: FTensor, base: LowRankBase, ad: LowRankAdapter): FTensor {
   const be = ctx.backend, tape = ctx.tape, bf16 = ctx.matmulDtype === 'bf16';
   const autocast = (t: Tensor): Tensor => (bf16 && t.dtype === 'f32' ? be.cast(t, 'bf16') : t);
-  const w = base.kind === 'dense' ? autocast(base.weight) : undefined;
-  const a = autocast(ad.a), b = autocast(ad.b);
+  // Autocast rounds an f32 base weight without bias while packing (no bf16 copy, as Ops.linear).
+  const round = bf16 && base.kind === 'dense' && base.weight.dtype === 'f32' && base.bias === undefined;
+  const w = base.kind === 'dense' && !round ? autocast(base.weight) : undefined;
+  // A and B (f32 masters) are rounded while packed under autocast (productInto): no copies.
+  const a = ad.a, b = ad.b;
   const [r = 0, k = 0] = ad.a.shape;
   const m = x.size / k, n = ad.b.shape[0] ?? 0;
   const x2 = x.reshape([m, k]);
-  const y = baseForward(be, x, base, w, m);
+  const y = baseForward(be, x, base, w, m, round);
   const seed = ctx.seed, p = ad.dropout;
   const xd = seed === undefined ? x2 : be.dropout(x2, p, seed);
-  const hs = be.linear(xd as Tensor<'f32'>, a); // (M, R) = A dropout(x), then times scaling
+  const hs = Tensor.empty([m, r], bf16 ? 'f32' : xd.dtype); // (M, R) = A dropout(x), then times scaling
+  productInto(be, bf16, hs, xd, a, { transB: true });
   be.scaleInPlace(hs, ad.scaling);
   productInto(be, bf16, y, hs, b, { transB: true, accumulate: true });
   const tracks = (t: Tensor | undefined): boolean => tape?.tracks(t) ?? false;
   tape?.record([x, base.bias, ad.a, ad.b], y, (g) => {
     const g2 = g.reshape([m, n]);
     const needU = tracks(x) || tracks(ad.a);
-    const u = needU ? be.matmul(g2, b) : undefined; // (M, R) = dY B, then times scaling
-    if (u !== undefined) be.scaleInPlace(u, ad.scaling);
+    const u = needU ? Tensor.empty([m, r], bf16 ? 'f32' : g.dtype) : undefined; // (M, R) = dY B, then times scaling
+    if (u !== undefined) {
+      productInto(be, bf16, u, g2, b, {});
+      be.scaleInPlace(u, ad.scaling);
+    }
     let dx: FTensor | undefined;
     if (tracks(x) && u !== undefined) {
-      dx = baseBackwardInput(be, g2, base, w);
+      dx = baseBackwardInput(be, g2, base, w, round);
       if (seed === undefined) {
         productInto(be, bf16, dx, u, a, { accumulate: true });
       } else {
         const acc = dx;
-        scope(() => be.addScaledInPlace(acc, be.dropout(be.matmul(u, a), p, seed), 1));
+        scope(() => {
+          const ua = Tensor.empty([m, k], bf16 ? 'f32' : u.dtype);
+          productInto(be, bf16, ua, u, a, {});
+          be.addScaledInPlace(acc, be.dropout(ua, p, seed), 1);
+        });
       }
       dx = dx.reshape(x.shape);
     }

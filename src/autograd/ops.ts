@@ -69,6 +69,9 @@ export class Ops {
 
   // x (..., K), w (N, K) f32|bf16, b (N) -> (..., N)
   linear(x: FTensor, wIn: Tensor, b?: FTensor): FTensor {
+    // Autocast of an f32 weight without bias: the products round w (and x, g) to bf16 while
+    // packing (bit-identical to casting w first), so no bf16 copy is made or kept.
+    if (this.matmulDtype === 'bf16' && wIn.dtype === 'f32' && b === undefined) return this.#linearRounded(x, wIn as Tensor<'f32'>);
     const w = this.matmulDtype === 'bf16' && wIn.dtype === 'f32' ? this.cast(wIn, 'bf16') : wIn;
     const k = w.shape[1] ?? 0;
     const n = w.shape[0] ?? 0;
@@ -78,16 +81,7 @@ export class Ops {
       const g2 = g.reshape([m, n]);
       // bf16 w: the products round g (and x) to bf16 while packing, no cast passes.
       const dx = this.#tracks(x) ? this.backend.matmul(g2, w).reshape(x.shape) : undefined;
-      let dw: FTensor | undefined;
-      if (this.#tracks(w)) {
-        const x2 = x.reshape([m, k]);
-        if (w.dtype === 'bf16') {
-          dw = Tensor.empty([n, k], 'f32');
-          this.backend.matmulBf16Into(dw, g2, x2, { transA: true });
-        } else {
-          dw = this.backend.matmul(g2, x2, { transA: true });
-        }
-      }
+      const dw = this.#tracks(w) ? this.#weightGrad(w, g2, x.reshape([m, k]), w.dtype === 'bf16') : undefined;
       let db: FTensor | undefined;
       if (b !== undefined && this.#tracks(b)) {
         db = Tensor.zeros([n], g.dtype);
@@ -96,6 +90,37 @@ export class Ops {
       return [dx, dw, db];
     });
     return y;
+  }
+
+  // x (..., K), w (N, K) f32 -> (..., N) with x, w (and in backward g) rounded to bf16.
+  #linearRounded(x: FTensor, w: Tensor<'f32'>): FTensor {
+    const [n = 0, k = 0] = w.shape;
+    const m = x.size / k;
+    const y = Tensor.empty([...x.shape.slice(0, -1), n], 'f32');
+    this.backend.matmulBf16Into(y.reshape([m, n]), x.reshape([m, k]), w, { transB: true });
+    this.tape?.record([x, w], y, (g) => {
+      const g2 = g.reshape([m, n]);
+      let dx: FTensor | undefined;
+      if (this.#tracks(x)) {
+        dx = Tensor.empty(x.shape, 'f32');
+        this.backend.matmulBf16Into(dx.reshape([m, k]), g2, w);
+      }
+      const dw = this.#tracks(w) ? this.#weightGrad(w, g2, x.reshape([m, k]), true) : undefined;
+      return [dx, dw];
+    });
+    return y;
+  }
+
+  // g (M, N), x (M, K) -> dW (N, K) = g^T x, bf16-rounded products when `rounded`. Added
+  // straight into the weight's gradient target when it has one (then returns undefined).
+  #weightGrad(w: Tensor, g2: FTensor, x2: FTensor, rounded: boolean): FTensor | undefined {
+    const target = this.tape?.targetOf(w);
+    const [n = 0, k = 0] = w.shape;
+    const dw: FTensor = target ?? Tensor.empty([n, k], rounded ? 'f32' : g2.dtype);
+    const opts = { transA: true, accumulate: target !== undefined };
+    if (rounded) this.backend.matmulBf16Into(dw, g2, x2, opts);
+    else this.backend.matmulInto(dw, g2, x2, opts);
+    return target === undefined ? dw : undefined;
   }
 
   // x (..., K), W 4-bit (N, K), b (N) -> (..., N); gradient for x (and b), never for W
@@ -122,9 +147,11 @@ export class Ops {
   embedding(ids: Tensor<'i32'>, table: Tensor): FTensor {
     const y = this.backend.embedding(ids, table);
     this.tape?.record([undefined, table], y, (g) => {
-      const dTable = Tensor.zeros(table.shape, g.dtype);
+      // The backward scatter-adds, so it can add straight into the table's gradient target.
+      const target = this.tape?.targetOf(table);
+      const dTable = target ?? Tensor.zeros(table.shape, g.dtype);
       this.backend.embeddingBackward(ids, g, dTable);
-      return [undefined, dTable];
+      return [undefined, target === undefined ? dTable : undefined];
     });
     return y;
   }
@@ -287,6 +314,7 @@ export class Ops {
     tape.record([x], y, (g, sink: LeafSink) => {
       const dx = scope(() => {
         const sub = new Tape();
+        sub.gradTarget = tape.gradTarget;
         for (const leaf of tape.leaves) sub.watch(leaf);
         sub.watch(x);
         const ops = new Ops(this.backend, this.#with(sub), { ...start });

@@ -28,6 +28,18 @@ export class Tape {
   readonly #nodes: Node[] = [];
   readonly #tracked = new Set<Tensor>();
   readonly #leaves = new Set<Tensor>();
+  /**
+   * Where a leaf's gradient may be accumulated in place (the flat gradient buffer of a
+   * trainable parameter), or undefined. A backward rule that finds a target adds its
+   * contribution there (a GEMM with accumulate, a scatter-add) and returns no gradient
+   * for that input, instead of allocating one for the sink to add.
+   */
+  gradTarget: ((leaf: Tensor) => Tensor<'f32'> | undefined) | undefined;
+
+  /** The in-place gradient target of `t` if it is a watched leaf that has one. */
+  targetOf(t: Tensor | undefined): Tensor<'f32'> | undefined {
+    return t !== undefined && this.#leaves.has(t) ? this.gradTarget?.(t) : undefined;
+  }
 
   /** Marks a leaf (a trainable parameter, or a checkpoint's input) as needing gradient. */
   watch(t: Tensor): void {

@@ -2,7 +2,7 @@
 // median forward, backward and optimizer times, tokens/s, peak RSS and the allocator's
 // accounting, measured the way torch_anchor.py measures PyTorch.
 import { Ops } from '../autograd/ops.js';
-import { Tape } from '../autograd/tape.js';
+import type { Tape } from '../autograd/tape.js';
 import { nativeBackend } from '../backend/index.js';
 import type { FTensor } from '../backend/backend.js';
 import { LlamaForCausalLM } from '../models/llama/model.js';
@@ -61,8 +61,7 @@ export function runTrainBench(o: TrainBenchOptions): Record<string, unknown> {
     const t0 = performance.now();
     let t1 = t0;
     scope(() => {
-      const tape = new Tape();
-      for (const p of params.tensors) tape.watch(p);
+      const tape = params.tape();
       const r = model.loss(ops(tape), ids, ids, o.batch, { checkpoint: o.gradientCheckpointing });
       losses.push(r.sum / r.count);
       t1 = performance.now();

@@ -94,19 +94,22 @@ function layerForwardFloats(d: Dims, o: EstimateOptions): number {
 }
 
 /** Bytes live at the two candidate peaks of a step (accounted tensors) and the RSS-only cache then. */
-function activationPeaks(d: Dims, o: EstimateOptions, linearBytes: number): { act: number; cacheAtPeak: number } {
+function activationPeaks(d: Dims, o: EstimateOptions): { act: number; cacheAtPeak: number } {
   const nc = d.n * d.c * F32;
   const layer = d.n * layerForwardFloats(d, o) * F32;
-  // full --bf16: every f32 weight is cast to bf16 for its matmul and kept for backward (Ops.linear).
-  const weightCasts = o.method === 'full' && o.bf16 ? (linearBytes / F32) * BF16 : 0;
+  // full --bf16: f32 weights are rounded while packed (Ops.linear), except a linear with a
+  // bias, whose weight is cast to bf16 and kept for backward.
+  const biased = d.lin.filter((s) => s.bias).reduce((n, s) => n + s.in * s.out, 0) * d.l;
+  const weightCasts = o.method === 'full' && o.bf16 ? biased * BF16 : 0;
   // bf16 matmuls with an f32 head (full, qlora): crossEntropy casts it once, kept to the step's end.
   const headCast = o.bf16 && o.method !== 'lora' ? d.v * d.c * BF16 : 0;
   const headGrad = o.method === 'full' ? d.v * d.c * F32 : 0; // crossEntropy's dW, allocated up front
   const rows = Math.min(crossEntropyChunkRows(d.v), d.n);
   const logits = rows * d.v * F32;
   const ceChunk = rows * d.c * F32 * 2 + logits + (o.bf16 ? rows * d.v * BF16 : 0);
-  // Last layer's backward at silu*mul: dSilu, dGate, dUp (3 N F) while norm, add and down outputs are freed.
-  const transient = d.n * (3 * d.f - 3 * d.c) * F32 + (o.method === 'full' ? d.f * d.c * F32 : 0);
+  // Last layer's backward at silu*mul: dSilu, dGate, dUp (3 N F) while norm, add and down
+  // outputs are freed (weight gradients accumulate in place: FlatParams.tape).
+  const transient = d.n * (3 * d.f - 3 * d.c) * F32;
   // Embedding output, final norm output, dh of the loss (ids are i32 N).
   const model = 3 * nc + d.n * 4 + headCast;
   if (!o.gradientCheckpointing) {
@@ -162,7 +165,7 @@ export function estimateMemory(cfg: LlamaConfig, opts: EstimateOptions): MemoryE
     weights = p.total * F32;
   }
   const trainable = o.method === 'full' ? p.total : loraCount;
-  const { act, cacheAtPeak } = activationPeaks(d, o, p.linear * F32);
+  const { act, cacheAtPeak } = activationPeaks(d, o);
   const bytes: MemoryBreakdown = {
     runtime: RUNTIME_BYTES,
     weights,

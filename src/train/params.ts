@@ -8,6 +8,7 @@ import type { Backend, FTensor } from '../backend/backend.js';
 import { ConfigError } from '../errors.js';
 import { Tensor } from '../tensor/tensor.js';
 import { native } from '../backend/native/addon.js';
+import { Tape } from '../autograd/tape.js';
 
 /** Default segment size: 2^28 f32 values (1 GiB). */
 export const SEGMENT_VALUES = 2 ** 28;
@@ -107,6 +108,17 @@ export class FlatParams {
     const at = this.#where.get(t);
     if (at === undefined) throw new ConfigError('gradOf: not a trainable parameter', 'this is a bug in ftune');
     return Tensor.view(at.segment.grads, at.offset, t.shape);
+  }
+
+  /**
+   * A tape watching every trainable parameter; rules that can (linear weight products,
+   * embedding scatter-adds) accumulate straight into the flat gradient buffer.
+   */
+  tape(): Tape {
+    const tape = new Tape();
+    for (const t of this.tensors) tape.watch(t);
+    tape.gradTarget = (t) => (this.has(t) ? this.gradOf(t) : undefined);
+    return tape;
   }
 
   /** Adds one gradient contribution for parameter `t`. */

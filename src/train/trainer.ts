@@ -8,7 +8,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Backend } from '../backend/backend.js';
 import { Ops, type CrossEntropyResult } from '../autograd/ops.js';
-import { Tape } from '../autograd/tape.js';
+import type { Tape } from '../autograd/tape.js';
 import { DataLoader, padIdOf, type Batch, type Example } from '../data/index.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { copyTokenizerFiles } from '../tokenizer/files.js';
@@ -191,8 +191,7 @@ export class Trainer {
       tokens += batch.inputIds.length;
       if (batch.lossTokens === 0) return;
       scope(() => {
-        const tape = new Tape();
-        for (const t of params.tensors) tape.watch(t);
+        const tape = params.tape();
         const ops = this.#ops(tape, dropoutSeed(this.args.seed, step, i));
         const r = this.model.loss(ops, batch.inputIds, batch.labels, batch.batchSize, { checkpoint: this.args.gradientCheckpointing });
         lossSum += r.sum;
