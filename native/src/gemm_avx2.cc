@@ -41,4 +41,4 @@ void gemm_micro_f32_avx2(int64_t kc, const void* ap_, const void* bp_, float* c,
 }  // namespace
 
 // KC 512: as for AVX-512 (gemm_avx512.cc), a deep K slice beats an L1-resident B panel.
-const gemm_kernel gemm_kernel_f32_avx2 = {gemm_micro_f32_avx2, MR, NR, 512, 6 * 48, 16 * 128, 1, nullptr, nullptr};
+const gemm_kernel gemm_kernel_f32_avx2 = {gemm_micro_f32_avx2, MR, NR, 512, 6 * 48, 16 * 128, 1, nullptr, nullptr, nullptr};

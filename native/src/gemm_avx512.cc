@@ -193,6 +193,23 @@ void gemm_pack_f32_bf16_avx512(const float* p, int64_t rs, int64_t ks, int64_t n
   else pack_pairs_cols(p, rs, nr, R, kc, (uint32_t*)dst);
 }
 
+// The gemm_pack_f32_fn of the f32 kernel: 16 rows x 16 k at a time, one transpose, then
+// each k's 16 rows stored as one (masked) vector.
+void gemm_pack_f32_avx512(const float* p, int64_t rs, int64_t nr, int64_t R, int64_t kc, float* dst) {
+  __m512i rows[16];
+  for (int64_t kb = 0; kb < kc; kb += 16) {
+    const int64_t n = kc - kb < 16 ? kc - kb : 16;
+    const __mmask16 km = lanes(n);
+    for (int64_t r0 = 0; r0 < nr; r0 += 16) {
+      const int64_t g = nr - r0 < 16 ? nr - r0 : 16;
+      for (int64_t i = 0; i < 16; i++) rows[i] = i < g ? _mm512_maskz_loadu_epi32(km, p + (r0 + i) * rs + kb) : _mm512_setzero_si512();
+      transpose16(rows);
+      const __mmask16 m = lanes(g);
+      for (int64_t j = 0; j < n; j++) _mm512_mask_storeu_epi32(dst + (kb + j) * R + r0, m, rows[j]);
+    }
+  }
+}
+
 // The gemm_pack_bf16_fn of the bf16 kernel. Rows contiguous (rs == 1): rows k and k+1
 // widen to 16 u32 lanes each and interleave as (lo, hi); k contiguous: transposes.
 void gemm_pack_bf16_avx512(const uint16_t* p, int64_t rs, int64_t ks, int64_t nr, int64_t R, int64_t kc,
@@ -221,6 +238,7 @@ void gemm_pack_bf16_avx512(const uint16_t* p, int64_t rs, int64_t ks, int64_t nr
 // a deep KC pays most, since each K slice reloads and stores the C tile (f32 KC 256 ->
 // 768 took 2048^3 from 190 to 210 GFLOP/s on one core). The KC x 32 B micro-panel then
 // lives in L2 next to the MC x KC block of A; L2 bandwidth covers both at this tile size.
-const gemm_kernel gemm_kernel_f32_avx512 = {gemm_micro_f32_avx512, MR, NR, 768, 14 * 24, 32 * 64, 1, nullptr, nullptr};
+const gemm_kernel gemm_kernel_f32_avx512 = {gemm_micro_f32_avx512, MR, NR, 768, 14 * 24, 32 * 64, 1, nullptr, nullptr,
+                                             gemm_pack_f32_avx512};
 const gemm_kernel gemm_kernel_bf16_avx512 = {gemm_micro_bf16_avx512, MR, NR, 1024, 14 * 24, 32 * 64, 2,
-                                              gemm_pack_f32_bf16_avx512, gemm_pack_bf16_avx512};
+                                              gemm_pack_f32_bf16_avx512, gemm_pack_bf16_avx512, nullptr};
