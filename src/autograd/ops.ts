@@ -156,6 +156,15 @@ export class Ops {
     return y;
   }
 
+  /**
+   * Frees `t` now when it owns its storage: for a tensor whose consumers have all run and
+   * whose backward rules never read it (a projection feeding only rope or add), so it
+   * is not kept to the end of the step. The tape still uses the object as a key.
+   */
+  drop(t: FTensor): void {
+    if (t.root === t) t.release();
+  }
+
   // x (N, C), w (C) -> (N, C)
   rmsnorm(x: FTensor, w: FTensor, eps: number): FTensor {
     const y = this.backend.rmsnorm(x as Tensor<'f32'>, w as Tensor<'f32'>, eps);

@@ -84,9 +84,9 @@ interface Dims {
 function layerForwardFloats(d: Dims, o: EstimateOptions): number {
   const byName = (m: LinearModule): LinearShape => d.lin.find((s) => s.name === m) ?? { name: m, out: 0, in: 0, bias: false };
   const [hq, hk] = [byName('q_proj').out, byName('k_proj').out];
-  // norm1 C, q Hq + rope Hq, k Hk + rope Hk, v Hk, attention Hq, o C, add C, norm2 C,
-  // gate F, up F, silu*up F, down C, add C.
-  const base = 6 * d.c + 3 * hq + 3 * hk + 3 * d.f;
+  // Kept: norm1 C, rope q Hq, rope k Hk, v Hk, attention Hq, add C, norm2 C, gate F,
+  // up F, silu*up F, add C (the q, k, o and down projections are dropped once used).
+  const base = 4 * d.c + 2 * hq + 2 * hk + 3 * d.f;
   // LoRA branch (autograd/lora-linear.ts, dropout 0): only scaling * A x (r); B's product
   // accumulates into the base output.
   const lora = o.method === 'full' ? 0 : d.lin.filter((s) => d.targets.includes(s.name)).length * o.r;

@@ -90,8 +90,13 @@ export class LlamaDecoderLayer extends Module {
     const { numAttentionHeads: h, numKeyValueHeads: hkv, headDim: d } = cfg;
     const attn = this.self_attn;
     const hIn = this.input_layernorm.forward(ops, x);
-    const q = ops.rope(ops.reshape(attn.q_proj.forward(ops, hIn), [b, t, h, d]), ctx.positions, ctx.invFreq);
-    let k = ops.rope(ops.reshape(attn.k_proj.forward(ops, hIn), [b, t, hkv, d]), ctx.positions, ctx.invFreq);
+    // Projections read only by rope or add are dropped once used: no backward rule reads
+    // them (rope's and add's need no inputs, a linear's needs its input, not its output).
+    const qp = attn.q_proj.forward(ops, hIn), kp = attn.k_proj.forward(ops, hIn);
+    const q = ops.rope(ops.reshape(qp, [b, t, h, d]), ctx.positions, ctx.invFreq);
+    let k = ops.rope(ops.reshape(kp, [b, t, hkv, d]), ctx.positions, ctx.invFreq);
+    ops.drop(qp);
+    ops.drop(kp);
     let v = ops.reshape(attn.v_proj.forward(ops, hIn), [b, t, hkv, d]);
     let s = t;
     if (ctx.cache !== undefined) {
@@ -100,8 +105,13 @@ export class LlamaDecoderLayer extends Module {
       [k, v, s] = [cache.keys(layer), cache.values(layer), pos0 + t];
     }
     const a = ops.reshape(ops.attention(q, k, v, s, 1 / Math.sqrt(d)), [b * t, h * d]);
-    const x1 = ops.add(x, attn.o_proj.forward(ops, a));
-    return ops.add(x1, this.mlp.forward(ops, this.post_attention_layernorm.forward(ops, x1)));
+    const o = attn.o_proj.forward(ops, a);
+    const x1 = ops.add(x, o);
+    ops.drop(o);
+    const m = this.mlp.forward(ops, this.post_attention_layernorm.forward(ops, x1));
+    const y = ops.add(x1, m);
+    ops.drop(m);
+    return y;
   }
 }
 
