@@ -4,7 +4,7 @@
 #   bash bench/issue5-side-by-side.sh | tee /tmp/issue5.txt
 cd "$(dirname "$0")/.."
 A() { bash ../shared/bench/torch-anchor.sh "$@" 2>/dev/null | python3 -c "import json,sys; d=json.loads(sys.stdin.read()); print(json.dumps({k: d[k] for k in ['preset','mode','autocast','batch','seq','tokens_per_s','peak_rss_mib','achieved_gflops']}))"; }
-F() { node dist/src/cli/main.js bench "$@" | python3 -c "import json,sys; d=json.loads(sys.stdin.read()); print(json.dumps({k: d.get(k) for k in ['preset','method','bf16','batch','seq','tokens_per_s','peak_rss_mib','achieved_gflops','fwd_ms','bwd_ms','opt_ms']}))"; }
+F() { node dist/src/cli/main.js bench "$@" | python3 -c "import json,sys; d=json.loads(sys.stdin.read()); print(json.dumps({k: d.get(k) for k in ['preset','method','bf16','batch','seq','tokens_per_s','peak_rss_mib','achieved_gflops','fwd_ms','bwd_ms','opt_ms','gradient_checkpointing']}))"; }
 echo "## medium lora-bf16 all r16 b4"
 A --preset medium --mode lora-bf16base --autocast bf16 --r 16 --targets all --batch 4 --steps 3 --warmup 1
 F --preset medium --method lora --target-modules all --r 16 --bf16 --batch 4 --steps 3 --warmup 1
@@ -17,6 +17,8 @@ F --preset medium --method full --batch 4 --steps 3 --warmup 1
 echo "## medium qlora all r16 b4 (vs ftune lora-bf16 above)"
 F --preset medium --method qlora --target-modules all --r 16 --batch 4 --steps 3 --warmup 1
 F --preset medium --method qlora --target-modules all --r 16 --batch 4 --steps 3 --warmup 1 --no-gradient-checkpointing
+F --preset medium --method qlora --target-modules all --r 16 --bf16 --batch 4 --steps 3 --warmup 1
+F --preset medium --method qlora --target-modules all --r 16 --bf16 --batch 4 --steps 3 --warmup 1 --no-gradient-checkpointing
 echo "## tiny full b8"
 A --preset tiny --mode full --steps 5
 F --preset tiny --method full --steps 5
