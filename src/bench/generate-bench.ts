@@ -27,7 +27,7 @@ export interface GenerateBenchOptions {
 
 export function runGenerateBench(o: GenerateBenchOptions): Record<string, unknown> {
   const cfg = presetConfig(o.preset);
-  const base = new LlamaForCausalLM(cfg, randomSource(o.seed, o.weights === 'bf16' ? 'bf16' : 'f32'), nativeBackend,
+  const base = new LlamaForCausalLM(cfg, randomSource(o.seed, o.weights === 'f32' ? 'f32' : 'bf16'), nativeBackend,
     o.weights === 'nf4' ? randomQuant(o.seed, o.bnb) : undefined);
   let model: { generate: LlamaForCausalLM['generate'] } = base;
   if (o.lora !== 'none') {

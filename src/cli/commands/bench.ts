@@ -34,7 +34,7 @@ export const benchCommand: Command = {
     'no-gradient-checkpointing': { type: 'boolean', help: 'turn checkpointing off for qlora' },
     seed: { type: 'string', arg: 'N', help: 'seed of weights and tokens', default: '0' },
     generate: { type: 'boolean', help: 'measure decode tokens/s instead of training steps' },
-    weights: { type: 'string', arg: 'f32|bf16|nf4', help: '--generate: weight format', default: 'f32' },
+    weights: { type: 'string', arg: 'f32|bf16|nf4', help: '--generate: weight format (nf4: 4-bit linears, bf16 embeddings and head, as a QLoRA base loaded in bf16)', default: 'f32' },
     lora: { type: 'string', arg: 'none|merged|unmerged', help: '--generate: with a LoRA adapter (rank --r, --target-modules)', default: 'none' },
     'prompt-tokens': { type: 'string', arg: 'N', help: '--generate: prompt length', default: '16' },
     'new-tokens': { type: 'string', arg: 'N', help: '--generate: tokens generated', default: '64' },
