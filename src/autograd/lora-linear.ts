@@ -125,7 +125,9 @@ export function loraLinear(ctx: LowRankContext, x: FTensor, base: LowRankBase, a
     let da: FTensor | undefined;
     if (tracks(ad.a) && u !== undefined) {
       da = Tensor.empty([r, k], g.dtype);
-      productInto(be, bf16, da, u, xd, { transA: true });
+      // Without dropout x is read now (not through the forward's view of it), so a
+      // rematerialized input (Tape.rematerialize) is seen with its recomputed storage.
+      productInto(be, bf16, da, u, seed === undefined ? x.reshape([m, k]) : xd, { transA: true });
     }
     let db: FTensor | undefined;
     if (tracks(ad.b)) {

@@ -23,6 +23,8 @@ export interface OpsOptions {
   training?: boolean;
   dropoutSeed?: number;
   matmulDtype?: 'f32' | 'bf16';
+  /** Recompute cheap activations (RMSNorm and SiLU*up outputs) in backward instead of keeping them. */
+  recompute?: boolean;
 }
 
 /** Dropout seeds: base seed plus a call counter, so recomputation repeats the masks. */
@@ -48,6 +50,7 @@ export class Ops {
   readonly training: boolean;
   /** 'bf16': f32 weights are rounded to bf16 for matmuls (autocast; f32 master weights). */
   readonly matmulDtype: 'f32' | 'bf16';
+  readonly recompute: boolean;
   readonly #dropout: DropoutCounter;
 
   constructor(backend: Backend, opts: OpsOptions = {}, counter?: DropoutCounter) {
@@ -55,12 +58,14 @@ export class Ops {
     this.tape = opts.tape;
     this.training = opts.training ?? opts.tape !== undefined;
     this.matmulDtype = opts.matmulDtype ?? 'f32';
+    this.recompute = opts.recompute ?? false;
     this.#dropout = counter ?? { base: opts.dropoutSeed ?? 0, value: 0 };
   }
 
   /** Options for an Ops sharing this one's backend, mode and precision. */
   #with(tape: Tape | undefined): OpsOptions {
-    return tape === undefined ? { training: this.training, matmulDtype: this.matmulDtype } : { tape, training: this.training, matmulDtype: this.matmulDtype };
+    const base = { training: this.training, matmulDtype: this.matmulDtype, recompute: this.recompute };
+    return tape === undefined ? base : { tape, ...base };
   }
 
   #tracks(t: Tensor | undefined): boolean {
@@ -154,6 +159,18 @@ export class Ops {
       return [undefined, target === undefined ? dTable : undefined];
     });
     return y;
+  }
+
+  /**
+   * With `recompute` on and a tape: frees `t` now and recomputes it with `fn` (given an
+   * Ops without tape) when backward needs it (Tape.rematerialize). For outputs every
+   * consumer has read in forward and whose recomputation is cheap.
+   */
+  rematerialize(t: FTensor, fn: (ops: Ops) => FTensor): void {
+    const tape = this.tape;
+    if (tape === undefined || !this.recompute) return;
+    const plain = new Ops(this.backend, this.#with(undefined), this.#dropout);
+    tape.rematerialize(t, () => fn(plain));
   }
 
   /**
@@ -264,12 +281,17 @@ export class Ops {
   /**
    * Mean cross-entropy of h (N, C) through the output head w (V, C) against labels (N)
    * (-100 = ignored), computed `chunkRows` rows at a time so at most chunkRows x V logits
-   * exist at once (crossEntropyChunkRows: about 64 MiB of them). Gradients are computed during the forward pass (the loss is the end
+   * exist at once (crossEntropyChunkRows: about 64 MiB of them). `gradScale`: the upstream
+   * gradient backward will bring, when the caller knows it (the trainer's token weight):
+   * gradients are computed at that scale, and the head's goes straight to its target. Gradients are computed during the forward pass (the loss is the end
    * of the graph) and scaled by the upstream gradient in backward. -> loss (1)
    */
-  crossEntropy(h: FTensor, wIn: Tensor, labels: Int32Array, chunkRows = crossEntropyChunkRows(wIn.shape[0] ?? 1)): CrossEntropyResult {
-    const w = this.matmulDtype === 'bf16' && wIn.dtype === 'f32' ? this.cast(wIn, 'bf16') : wIn;
+  crossEntropy(h: FTensor, wIn: Tensor, labels: Int32Array, gradScale?: number, chunkRows = crossEntropyChunkRows(wIn.shape[0] ?? 1)): CrossEntropyResult {
+    // Autocast rounds an f32 head (and h, the logits) to bf16 while packing: no bf16 copy.
+    const w = wIn;
+    const bf16 = this.matmulDtype === 'bf16' || w.dtype === 'bf16';
     const [n = 0, c = 0] = h.shape;
+    const v = w.shape[0] ?? 0;
     if (labels.length !== n) throw new ShapeError(`crossEntropy: ${labels.length} labels for ${n} rows of h [${h.shape.join(', ')}]`);
     let count = 0;
     for (const l of labels) if (l !== -100) count++;
@@ -277,22 +299,34 @@ export class Ops {
     const needW = this.#tracks(w);
     // Every row of dh is written by the chunk loop below (which runs only when count > 0).
     const dh = needH ? (count > 0 ? Tensor.empty([n, c], h.dtype) : Tensor.zeros([n, c], h.dtype)) : undefined;
-    const dw = needW ? Tensor.zeros(w.shape, h.dtype) : undefined;
-    const bf16 = w.dtype === 'bf16';
+    // With the upstream gradient known up front (gradScale), the head's gradient goes
+    // straight into its in-place target (the flat gradient buffer) instead of a (V, C) copy.
+    // As the backward seed will hold it (an f32 tensor for f32 h).
+    const scale = h.dtype === 'f32' ? Math.fround(gradScale ?? 1) : gradScale ?? 1;
+    const target = gradScale === undefined ? undefined : this.tape?.targetOf(w);
+    const dw = needW ? (target ?? Tensor.zeros(w.shape, h.dtype)) : undefined;
     let sum = 0;
     let correct = 0;
     for (let r0 = 0; r0 < n && count > 0; r0 += chunkRows) {
       const r1 = Math.min(n, r0 + chunkRows);
       sum += scope(() => {
-        const hc = Tensor.empty([r1 - r0, c], h.dtype);
-        hc.data.set(h.data.subarray(r0 * c, r1 * c));
-        const logits = this.backend.linear(hc as Tensor<'f32'>, w);
-        const predicted = this.backend.argmax(logits);
+        const hc = Tensor.view(h, r0 * c, [r1 - r0, c]);
+        let logits: FTensor;
+        if (bf16) {
+          logits = Tensor.empty([r1 - r0, v], 'f32');
+          this.backend.matmulBf16Into(logits, hc, w, { transB: true });
+        } else {
+          logits = this.backend.linear(hc as Tensor<'f32'>, w);
+        }
+        const predicted = this.backend.argmax(logits as Tensor<'f32'>);
         predicted.forEach((id, i) => (correct += id === labels[r0 + i] ? 1 : 0));
-        const losses = this.backend.crossEntropyInPlace(logits, labels.subarray(r0, r1), 1 / count);
-        // bf16 w: the products round logits (and hc) to bf16 while packing.
-        if (dh !== undefined) dh.data.set(this.backend.matmul(logits, w).data, r0 * c);
-        const opts = { transA: true, accumulate: r0 > 0 };
+        const losses = this.backend.crossEntropyInPlace(logits, labels.subarray(r0, r1), scale / count);
+        if (dh !== undefined) {
+          const rows = Tensor.view(dh, r0 * c, [r1 - r0, c]);
+          if (bf16) this.backend.matmulBf16Into(rows, logits, w);
+          else this.backend.matmulInto(rows, logits, w);
+        }
+        const opts = { transA: true, accumulate: target !== undefined || r0 > 0 };
         if (dw !== undefined && bf16) this.backend.matmulBf16Into(dw, logits, hc, opts);
         else if (dw !== undefined) this.backend.matmulInto(dw, logits, hc, opts);
         let s = 0;
@@ -303,8 +337,13 @@ export class Ops {
     const loss = Tensor.from([1], h.dtype, [count > 0 ? sum / count : 0]);
     this.tape?.record([h, w], loss, (g) => {
       const up = g.data[0] ?? 1;
-      if (up !== 1) for (const t of [dh, dw]) if (t !== undefined) this.backend.scaleInPlace(t, up);
-      return [dh, dw];
+      if (up !== scale) {
+        if (target !== undefined) {
+          throw new ShapeError(`crossEntropy: told the upstream gradient would be ${scale}, got ${up}`, 'pass the backward seed as gradScale; this is a bug in the caller');
+        }
+        for (const t of [dh, dw]) if (t !== undefined) this.backend.scaleInPlace(t, up / scale);
+      }
+      return [dh, target === undefined ? dw : undefined];
     });
     return { loss, sum, count, correct };
   }

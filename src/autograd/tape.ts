@@ -36,6 +36,21 @@ export class Tape {
    */
   gradTarget: ((leaf: Tensor) => Tensor<'f32'> | undefined) | undefined;
 
+  readonly #remat = new Map<Tensor, () => Tensor>();
+
+  /**
+   * Frees `t` (an output that owns its storage) now and recomputes it when a backward rule
+   * that takes it as an input is about to run: for cheap activations (RMSNorm, SiLU*up
+   * outputs) whose recomputation costs less than keeping them. `recompute()` must return
+   * the same values in a fresh tensor; rules must read `t` itself, not a view made in
+   * forward (a view keeps the freed storage).
+   */
+  rematerialize(t: Tensor, recompute: () => Tensor): void {
+    if (t.root !== t || t.released) return;
+    this.#remat.set(t, recompute);
+    t.release();
+  }
+
   /** The in-place gradient target of `t` if it is a watched leaf that has one. */
   targetOf(t: Tensor | undefined): Tensor<'f32'> | undefined {
     return t !== undefined && this.#leaves.has(t) ? this.gradTarget?.(t) : undefined;
@@ -97,6 +112,10 @@ export class Tape {
       const g = grads.get(node.output);
       if (g !== undefined) {
         grads.delete(node.output);
+        for (const input of node.inputs) {
+          const recompute = input === undefined ? undefined : this.#remat.get(input);
+          if (input !== undefined && recompute !== undefined && input.released) input.takeStorage(recompute());
+        }
         const inputGrads = node.backward(g, sink);
         const returned: FTensor[] = [];
         node.inputs.forEach((input, j) => {
@@ -127,5 +146,6 @@ export class Tape {
       if (node.output.root === node.output) freeIfUnheld(node.output);
     }
     this.#nodes.length = 0;
+    this.#remat.clear();
   }
 }

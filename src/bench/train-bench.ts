@@ -53,7 +53,7 @@ export function runTrainBench(o: TrainBenchOptions): Record<string, unknown> {
   const rng = new Rng(o.seed + 1);
   const t = o.preset.seq;
   const batches = Array.from({ length: 4 }, () => Int32Array.from({ length: o.batch * t }, () => rng.int(o.preset.vocab)));
-  const ops = (tape: Tape): Ops => new Ops(nativeBackend, { tape, training: true, matmulDtype: o.bf16 ? 'bf16' : 'f32' });
+  const ops = (tape: Tape): Ops => new Ops(nativeBackend, { tape, training: true, matmulDtype: o.bf16 ? 'bf16' : 'f32', recompute: o.method === 'full' });
   const fwd: number[] = [], bwd: number[] = [], opt: number[] = [], total: number[] = [], losses: number[] = [];
   resetPeak();
   for (let step = 0; step < o.warmup + o.steps; step++) {
@@ -62,7 +62,7 @@ export function runTrainBench(o: TrainBenchOptions): Record<string, unknown> {
     let t1 = t0;
     scope(() => {
       const tape = params.tape();
-      const r = model.loss(ops(tape), ids, ids, o.batch, { checkpoint: o.gradientCheckpointing });
+      const r = model.loss(ops(tape), ids, ids, o.batch, { checkpoint: o.gradientCheckpointing, gradScale: 1 });
       losses.push(r.sum / r.count);
       t1 = performance.now();
       tape.backward(nativeBackend, r.loss, Tensor.from([1], 'f32', [1]), (leaf, g: FTensor) => params.accumulate(nativeBackend, leaf, g));

@@ -86,7 +86,8 @@ function layerForwardFloats(d: Dims, o: EstimateOptions): number {
   const [hq, hk] = [byName('q_proj').out, byName('k_proj').out];
   // Kept: norm1 C, rope q Hq, rope k Hk, v Hk, attention Hq, add C, norm2 C, gate F,
   // up F, silu*up F, add C (the q, k, o and down projections are dropped once used).
-  const base = 4 * d.c + 2 * hq + 2 * hk + 3 * d.f;
+  // Full fine-tuning recomputes norm1, norm2 and silu*up in backward (Ops recompute).
+  const base = o.method === 'full' ? 2 * d.c + 2 * hq + 2 * hk + 2 * d.f : 4 * d.c + 2 * hq + 2 * hk + 3 * d.f;
   // LoRA branch (autograd/lora-linear.ts, dropout 0): only scaling * A x (r); B's product
   // accumulates into the base output.
   const lora = o.method === 'full' ? 0 : d.lin.filter((s) => d.targets.includes(s.name)).length * o.r;
@@ -101,27 +102,27 @@ function activationPeaks(d: Dims, o: EstimateOptions): { act: number; cacheAtPea
   // bias, whose weight is cast to bf16 and kept for backward.
   const biased = d.lin.filter((s) => s.bias).reduce((n, s) => n + s.in * s.out, 0) * d.l;
   const weightCasts = o.method === 'full' && o.bf16 ? biased * BF16 : 0;
-  // bf16 matmuls with an f32 head (full, qlora): crossEntropy casts it once, kept to the step's end.
-  const headCast = o.bf16 && o.method !== 'lora' ? d.v * d.c * BF16 : 0;
-  const headGrad = o.method === 'full' ? d.v * d.c * F32 : 0; // crossEntropy's dW, allocated up front
+  // (Full fine-tuning: the head's dW goes straight into the flat gradient buffer, gradScale.)
   const rows = Math.min(crossEntropyChunkRows(d.v), d.n);
   const logits = rows * d.v * F32;
-  const ceChunk = rows * d.c * F32 * 2 + logits + (o.bf16 ? rows * d.v * BF16 : 0);
+  // The chunk's logits (h and dh rows are views; bf16 products round while packing).
+  const ceChunk = logits;
   // Last layer's backward at silu*mul: dSilu, dGate, dUp (3 N F) while norm, add and down
-  // outputs are freed (weight gradients accumulate in place: FlatParams.tape).
-  const transient = d.n * (3 * d.f - 3 * d.c) * F32;
+  // outputs are freed (weight gradients accumulate in place: FlatParams.tape); full
+  // fine-tuning also holds the recomputed silu*up (N F) until that node is done.
+  const transient = d.n * (3 * d.f - 3 * d.c + (o.method === 'full' ? d.f : 0)) * F32;
   // Embedding output, final norm output, dh of the loss (ids are i32 N).
-  const model = 3 * nc + d.n * 4 + headCast;
+  const model = 3 * nc + d.n * 4;
   if (!o.gradientCheckpointing) {
-    const kept = model + d.l * layer + weightCasts + headGrad;
+    const kept = model + d.l * layer + weightCasts;
     return { act: kept + Math.max(ceChunk, transient), cacheAtPeak: 0 };
   }
   // Checkpointing: the L layer inputs survive; backward recomputes one layer (with its
   // weight casts), and the upstream gradient plus dx accumulate two more (N, C).
-  const kept = model + d.l * nc + headGrad;
+  const kept = model + d.l * nc;
   const atLoss = kept + ceChunk;
   // (The LoRA branch's dx accumulates into the base's, dense or 4-bit: autograd/lora-linear.ts.)
-  const atLastLayer = (d.l + 1) * nc + headCast + layer + weightCasts / d.l + transient + 2 * nc;
+  const atLastLayer = (d.l + 1) * nc + layer + weightCasts / d.l + transient + 2 * nc;
   // While backward runs, the loss chunk's logits block waits in the pool (no other tensor has its size).
   const act = Math.max(atLoss, atLastLayer);
   return { act, cacheAtPeak: Math.max(0, atLastLayer + cached(logits) - act) };

@@ -8,7 +8,7 @@ import { ConfigError } from '../errors.js';
 import { Linear4bit } from '../nn/linear4bit.js';
 import type { GenerateOptions } from '../generate/generate.js';
 import type { KvCache } from '../models/llama/kv-cache.js';
-import type { LlamaForCausalLM } from '../models/llama/model.js';
+import type { LlamaForCausalLM, LossOptions } from '../models/llama/model.js';
 import { Tensor as TensorClass, type Tensor } from '../tensor/tensor.js';
 import { resolveLoraConfig, type LoraConfig } from './config.js';
 import { asAdapterError, loadAdapterWeights, readAdapterConfig, saveAdapters, type LoadAdapterOptions, type SaveAdapterOptions } from './adapter-io.js';
@@ -290,7 +290,7 @@ export class PeftModel {
     return this.baseModel.forward(ids, batch, cache, logitsFor);
   }
   // ids (B*T), labels (B*T) -> loss (1)
-  loss(ops: Ops, ids: Int32Array, labels: Int32Array, batch: number, opts: { checkpoint?: boolean } = {}): CrossEntropyResult {
+  loss(ops: Ops, ids: Int32Array, labels: Int32Array, batch: number, opts: LossOptions = {}): CrossEntropyResult {
     this.#check();
     return this.baseModel.loss(ops, ids, labels, batch, opts);
   }

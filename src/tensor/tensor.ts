@@ -142,6 +142,26 @@ export class Tensor<D extends DType = DType> {
     this.#data = view;
   }
 
+  /**
+   * Gives this released tensor the storage of `from` (same dtype and shape, owning its
+   * storage), leaving `from` released: a recomputed activation returns into the Tensor
+   * object every holder (tape nodes, backward rules) already has (Tape.rematerialize).
+   */
+  takeStorage(from: Tensor<D>): void {
+    if (!this.released || from.released || from.#buffer === undefined || from.dtype !== this.dtype || from.size !== this.size || this.#owner !== undefined) {
+      throw new ShapeError(`takeStorage: cannot move a ${from.dtype} [${from.shape.join(', ')}] buffer into ${this.released ? 'released' : 'live'} ${this.dtype} [${this.shape.join(', ')}]`,
+        'this is a bug in ftune');
+    }
+    if (from.#category !== this.#category) {
+      noteFree(from.#category, from.bytes);
+      noteAlloc(this.#category, this.bytes);
+    }
+    this.#data = from.#data;
+    this.#buffer = from.#buffer;
+    from.#data = undefined;
+    from.#buffer = undefined;
+  }
+
   /** A tensor viewing `size` elements of `flat` from `offset` (shares its storage). */
   static view<D extends DType>(flat: Tensor<D>, offset: number, shape: Shape): Tensor<D> {
     const n = numel(shape);

@@ -11,6 +11,7 @@ import { Ops, type CrossEntropyResult } from '../autograd/ops.js';
 import type { Tape } from '../autograd/tape.js';
 import { DataLoader, padIdOf, type Batch, type Example } from '../data/index.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
+import type { LossOptions } from '../models/llama/model.js';
 import { copyTokenizerFiles } from '../tokenizer/files.js';
 import { publishInto, removeStaleTemps } from '../io/atomic.js';
 import { ConfigError } from '../errors.js';
@@ -29,7 +30,7 @@ import { newTrainerState, type TrainerState } from './state.js';
 /** What the Trainer needs of a model: LlamaForCausalLM (full) and PeftModel (LoRA). */
 export interface TrainableModel {
   backend: Backend;
-  loss(ops: Ops, ids: Int32Array, labels: Int32Array, batch: number, opts: { checkpoint?: boolean }): CrossEntropyResult;
+  loss(ops: Ops, ids: Int32Array, labels: Int32Array, batch: number, opts: LossOptions): CrossEntropyResult;
   trainableParameters(): Array<[string, Tensor]>;
   savePretrained(dir: string): void;
 }
@@ -96,7 +97,11 @@ export class Trainer {
 
   /** Training ops for one micro-batch (evaluation goes through evaluateLoss). */
   #ops(tape: Tape, dropout: number): Ops {
-    return new Ops(this.model.backend, { tape, training: true, dropoutSeed: dropout, matmulDtype: this.args.bf16 ? 'bf16' : 'f32' });
+    // Full fine-tuning (the projection weights train) recomputes RMSNorm and SiLU*up
+    // outputs in backward: 16 bytes per parameter already sit in memory, activations are
+    // what is left to cut. LoRA keeps them (its memory is mostly activations it needs).
+    const full = this.#params?.names.some((n) => /_proj\.weight$/.test(n)) ?? false;
+    return new Ops(this.model.backend, { tape, training: true, dropoutSeed: dropout, matmulDtype: this.args.bf16 ? 'bf16' : 'f32', recompute: full });
   }
 
   /** Trains; returns the final step, the mean training loss and the final metrics. */
@@ -193,9 +198,11 @@ export class Trainer {
       scope(() => {
         const tape = params.tape();
         const ops = this.#ops(tape, dropoutSeed(this.args.seed, step, i));
-        const r = this.model.loss(ops, batch.inputIds, batch.labels, batch.batchSize, { checkpoint: this.args.gradientCheckpointing });
+        // Token weighting: this micro-batch's loss counts lossTokens / total of the step.
+        const weight = batch.lossTokens / total;
+        const r = this.model.loss(ops, batch.inputIds, batch.labels, batch.batchSize, { checkpoint: this.args.gradientCheckpointing, gradScale: weight });
         lossSum += r.sum;
-        tape.backward(backend, r.loss, Tensor.from([1], r.loss.dtype, [r.count / total]), (leaf, g) => params.accumulate(backend, leaf, g));
+        tape.backward(backend, r.loss, Tensor.from([1], r.loss.dtype, [weight]), (leaf, g) => params.accumulate(backend, leaf, g));
       });
     });
     return { loss: total > 0 ? lossSum / total : 0, gradNorm: params.gradNorm(backend), tokens };

@@ -97,7 +97,7 @@ for (const [matmulDtype, checkpoint] of [['f32', false], ['bf16', false], ['bf16
       scope(() => {
         const tape = new Tape();
         for (const [, t] of model.namedParameters()) tape.watch(t);
-        const r = model.loss(ops(tape), ids, LABELS, 2, { checkpoint });
+        const r = model.loss(ops(tape), ids, LABELS, 2, { checkpoint, gradScale: 1 });
         tape.backward(nativeBackend, r.loss, Tensor.from([1], 'f32', [1]), (leaf, g: FTensor) => {
           const name = names.get(leaf) ?? '?';
           const acc = want.get(name) ?? new Float32Array(g.size);
@@ -106,12 +106,13 @@ for (const [matmulDtype, checkpoint] of [['f32', false], ['bf16', false], ['bf16
         });
       });
     }
-    // Training tape: linear weights and the embedding accumulate straight into the flat buffer.
+    // Training tape: linear weights, the head (gradScale given) and the embedding accumulate
+    // straight into the flat buffer.
     const params = new FlatParams(model.namedParameters());
     for (const ids of [IDS, IDS.map((id) => (id * 7 + 3) % 23)]) {
       scope(() => {
         const tape = params.tape();
-        const r = model.loss(ops(tape), ids, LABELS, 2, { checkpoint });
+        const r = model.loss(ops(tape), ids, LABELS, 2, { checkpoint, gradScale: 1 });
         tape.backward(nativeBackend, r.loss, Tensor.from([1], 'f32', [1]), (leaf, g: FTensor) => params.accumulate(nativeBackend, leaf, g));
       });
     }

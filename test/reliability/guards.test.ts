@@ -151,7 +151,9 @@ test('non-finite gradients with a finite loss: the first parameter in the flat b
       addScaledInPlace: (y: FTensor, x: FTensor, s: number): void => {
         m.backend.addScaledInPlace(y, x, s);
         const values = m.trainableParameters()[0]?.[1].data.buffer;
-        if (poisoned && values !== undefined && y.data.buffer !== values && y.data.buffer.byteLength === values.byteLength) y.data[0] = Infinity;
+        // The first element of the whole buffer: the first parameter's gradient (linear
+        // weights accumulate in place, so the first sink-added gradient may be another's).
+        if (poisoned && values !== undefined && y.data.buffer !== values && y.data.buffer.byteLength === values.byteLength) new Float32Array(y.data.buffer, 0, 1)[0] = Infinity;
       },
     };
     return { backend, trainableParameters: () => m.trainableParameters(), savePretrained: (d) => m.savePretrained(d), loss: (...a) => m.loss(...a) };

@@ -67,7 +67,10 @@ export class LlamaMLP extends Module {
   forward(ops: Ops, x: FTensor): FTensor {
     const g = this.gate_proj.forward(ops, x);
     const u = this.up_proj.forward(ops, x);
-    return this.down_proj.forward(ops, ops.siluMul(g, u));
+    const s = ops.siluMul(g, u);
+    const y = this.down_proj.forward(ops, s);
+    ops.rematerialize(s, (o) => o.siluMul(g, u));
+    return y;
   }
 }
 
@@ -98,6 +101,7 @@ export class LlamaDecoderLayer extends Module {
     ops.drop(qp);
     ops.drop(kp);
     let v = ops.reshape(attn.v_proj.forward(ops, hIn), [b, t, hkv, d]);
+    ops.rematerialize(hIn, (o) => this.input_layernorm.forward(o, x));
     let s = t;
     if (ctx.cache !== undefined) {
       const { cache, layer, pos0 } = ctx.cache;
@@ -108,7 +112,9 @@ export class LlamaDecoderLayer extends Module {
     const o = attn.o_proj.forward(ops, a);
     const x1 = ops.add(x, o);
     ops.drop(o);
-    const m = this.mlp.forward(ops, this.post_attention_layernorm.forward(ops, x1));
+    const h2 = this.post_attention_layernorm.forward(ops, x1);
+    const m = this.mlp.forward(ops, h2);
+    ops.rematerialize(h2, (o) => this.post_attention_layernorm.forward(o, x1));
     const y = ops.add(x1, m);
     ops.drop(m);
     return y;
@@ -137,6 +143,13 @@ export class LlamaModel extends Module {
     for (let i = 0; i < cfg.numHiddenLayers; i++) this.layers.push(new LlamaDecoderLayer(cfg, src, `model.layers.${i}`, quant));
     this.norm = norm(src, 'model.norm', cfg.hiddenSize, cfg.rmsNormEps);
   }
+}
+
+/** Options of a training/eval loss: checkpointed layers; the backward seed, when known up front. */
+export interface LossOptions {
+  checkpoint?: boolean;
+  /** The upstream gradient the loss will get in backward (the trainer's token weight). */
+  gradScale?: number;
 }
 
 export class LlamaForCausalLM extends Module {
@@ -212,12 +225,12 @@ export class LlamaForCausalLM extends Module {
    * Training/eval loss: mean next-token cross-entropy of ids (B*T) against labels (B*T)
    * (-100 = no loss), shifted inside as Transformers does (logits at t predict t + 1).
    */
-  loss(ops: Ops, ids: Int32Array, labels: Int32Array, batch: number, opts: { checkpoint?: boolean } = {}): CrossEntropyResult {
+  loss(ops: Ops, ids: Int32Array, labels: Int32Array, batch: number, opts: LossOptions = {}): CrossEntropyResult {
     const t = ids.length / batch;
     const shifted = new Int32Array(ids.length).fill(-100);
     for (let b = 0; b < batch; b++) shifted.set(labels.subarray(b * t + 1, (b + 1) * t), b * t);
     const h = this.hidden(ops, ids, batch, opts);
-    return ops.crossEntropy(h, this.headWeight, shifted);
+    return ops.crossEntropy(h, this.headWeight, shifted, opts.gradScale);
   }
 
   /** Full fine-tuning trains every parameter. */
