@@ -10,6 +10,7 @@ import { scope } from '../src/tensor/scope.js';
 import { native, setIsa, supportedIsas, type Isa } from '../src/backend/native/addon.js';
 import { nativeNn } from '../src/backend/native/nn.js';
 import { nativeGrad } from '../src/backend/native/grad.js';
+import { arg, median } from './util.js';
 
 interface Shape {
   B: number;
@@ -19,16 +20,6 @@ interface Shape {
   D: number;
   S: number;
   Smax: number;
-}
-
-function arg(name: string): string | undefined {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? process.argv[i + 1] : undefined;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)] ?? NaN;
 }
 
 /** Visible (query, key) pairs of all heads: query t sees S - T + t + 1 keys. */

@@ -14,6 +14,7 @@ import { activeIsa, native, setIsa, supportedIsas, type Isa } from '../src/backe
 import { gemmInto, type GemmSpec } from '../src/backend/native/gemm.js';
 import { nativeQuant } from '../src/backend/native/quant.js';
 import type { Q4WeightArgs } from '../src/backend/native/addon-quant.js';
+import { arg, median } from './util.js';
 
 
 interface Shape {
@@ -37,16 +38,6 @@ function shapes(): Shape[] {
 function decodeShapes(M: number): Shape[] {
   const layers = [[768, 768], [2048, 768], [768, 2048], [4096, 4096], [4096, 11008]] as const;
   return layers.map(([K, N]) => ({ name: `decode M=${M} ${K}->${N} NT`, spec: { M, N, K, transB: true } }));
-}
-
-function arg(name: string): string | undefined {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? process.argv[i + 1] : undefined;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)] ?? NaN;
 }
 
 /** Median seconds of `reps` runs of one product. */

@@ -11,10 +11,10 @@ import { nativeBackend } from '../src/backend/index.js';
 import { runTrainBench } from '../src/bench/train-bench.js';
 import { preset } from '../src/bench/presets.js';
 import { QLORA_PRESET } from '../src/quant/config.js';
+import { arg as argOf } from './util.js';
 
 function arg(name: string, dflt: string): string {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? process.argv[i + 1] ?? dflt : dflt;
+  return argOf(name) ?? dflt;
 }
 
 /** A short label for a tensor-like argument: its dtype, or '' for anything else. */

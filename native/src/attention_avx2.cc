@@ -55,17 +55,6 @@ void scores(const float* q, int64_t nq, int64_t qstride, const float* kt, int64_
   for (int64_t r0 = 0; r0 < nq; r0 += HALF) scores_half(q, r0, nq, qstride, kt, cols, D, scale, sc, ld);
 }
 
-// Max of x (n), n >= 1.
-float max_of(const float* x, int64_t n) {
-  const __m256 ninf = _mm256_set1_ps(-INFINITY);
-  __m256 m = ninf;
-  for (int64_t i = 0; i < n; i += 8) {
-    const __m256i k = mask8(n - i);
-    m = _mm256_max_ps(m, _mm256_blendv_ps(ninf, _mm256_maskload_ps(x + i, k), _mm256_castsi256_ps(k)));
-  }
-  return hmax(m);
-}
-
 // Score rows r < nq -> softmax numerators over n + r keys, zeros up to cols, inv[r] =
 // 1 / sum (see attention_avx512.cc); scaled by inv[r] when normalize.
 void softmax_rows(float* sc, int64_t ld, int64_t nq, int64_t n, int64_t cols, bool normalize, float* inv) {

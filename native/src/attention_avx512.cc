@@ -64,14 +64,6 @@ void scores(const float* q, int64_t nq, int64_t qstride, const float* kt, int64_
   for (int64_t r = 0; r < R; r++) _mm512_storeu_ps(sc + r * ld + jb * KB, _mm512_mul_ps(a0[r], vs));
 }
 
-// Max of x (n), n >= 1.
-float max_of(const float* x, int64_t n) {
-  const __m512 ninf = _mm512_set1_ps(-INFINITY);
-  __m512 m = ninf;
-  for (int64_t i = 0; i < n; i += 16) m = _mm512_max_ps(m, _mm512_mask_loadu_ps(ninf, mask16(n - i), x + i));
-  return _mm512_reduce_max_ps(m);
-}
-
 // x [from, to) = 0
 void zero_range(float* x, int64_t from, int64_t to) {
   for (int64_t i = from; i < to; i += 16) _mm512_mask_storeu_ps(x + i, mask16(to - i), _mm512_setzero_ps());
@@ -216,31 +208,6 @@ void softmax_bwd_rows(const float* p, float* dp, int64_t ld, int64_t nq, int64_t
   }
 }
 
-// r[0..15] (16 rows of 16) -> out[c] = column c. Unpack pairs of rows, then 4-row groups
-// within 128-bit lanes (r[4i + k] lane L = column 4L + k of rows 4i .. 4i + 3), then
-// gather lane L of the four groups.
-void transpose16(const __m512* r, __m512* out) {
-  __m512 t[16], u[16];
-  for (int i = 0; i < 8; i++) {
-    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-  }
-  for (int i = 0; i < 4; i++) {
-    u[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], _MM_SHUFFLE(1, 0, 1, 0));
-    u[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], _MM_SHUFFLE(3, 2, 3, 2));
-    u[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(1, 0, 1, 0));
-    u[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(3, 2, 3, 2));
-  }
-  for (int k = 0; k < 4; k++) {
-    const __m512 a0 = _mm512_shuffle_f32x4(u[k], u[4 + k], 0x88), a1 = _mm512_shuffle_f32x4(u[k], u[4 + k], 0xDD);
-    const __m512 b0 = _mm512_shuffle_f32x4(u[8 + k], u[12 + k], 0x88), b1 = _mm512_shuffle_f32x4(u[8 + k], u[12 + k], 0xDD);
-    out[k] = _mm512_shuffle_f32x4(a0, b0, 0x88);
-    out[8 + k] = _mm512_shuffle_f32x4(a0, b0, 0xDD);
-    out[4 + k] = _mm512_shuffle_f32x4(a1, b1, 0x88);
-    out[12 + k] = _mm512_shuffle_f32x4(a1, b1, 0xDD);
-  }
-}
-
 }  // namespace
 
 // k (n, D) at stride -> kt, as ops_attention_pack_f32_ref, in 16 x 16 register transposes.
@@ -250,11 +217,11 @@ void ops_attention_pack_f32_avx512(const float* k, int64_t n, int64_t stride, in
     float* dst = kt + (s0 / KB) * D * KB + s0 % KB;
     for (int64_t d0 = 0; d0 < D; d0 += 16) {
       const __mmask16 m = mask16(D - d0);
-      __m512 r[16], c[16];
+      __m512i r[16];
       for (int64_t j = 0; j < 16; j++)
-        r[j] = s0 + j < n ? _mm512_maskz_loadu_ps(m, k + (s0 + j) * stride + d0) : _mm512_setzero_ps();
-      transpose16(r, c);
-      for (int64_t i = 0; i < 16 && d0 + i < D; i++) _mm512_storeu_ps(dst + (d0 + i) * KB, c[i]);
+        r[j] = s0 + j < n ? _mm512_maskz_loadu_epi32(m, k + (s0 + j) * stride + d0) : _mm512_setzero_si512();
+      transpose16(r);
+      for (int64_t i = 0; i < 16 && d0 + i < D; i++) _mm512_storeu_si512(dst + (d0 + i) * KB, r[i]);
     }
   }
 }

@@ -6,7 +6,6 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
-#include <node_buffer.h>
 #include "bind.h"
 #include "pool.h"
 
@@ -24,6 +23,9 @@ struct Block {
 std::mutex& g_mu = *new std::mutex();
 std::unordered_map<void*, Block*>& g_blocks = *new std::unordered_map<void*, Block*>();
 std::atomic<int64_t> g_live{0};
+// The largest buffer Node allows (buffer.constants.MAX_LENGTH): set by the loader
+// (setMaxAlloc); 4 GiB, Node 20's, until then.
+std::atomic<uint64_t> g_max_bytes{(uint64_t)1 << 32};
 std::atomic<int64_t> g_peak{0};
 
 void note_alloc(int64_t bytes) {
@@ -59,9 +61,10 @@ Napi::Value Alloc(const Napi::CallbackInfo& info) {
   if (bytes < 0) throw Napi::RangeError::New(info.Env(), "alloc: negative size");
   // Node refuses external buffers past its buffer limit (4 GiB in Node 20) and then runs
   // the finalizer twice (once in Node, once in node-addon-api): refuse before allocating.
-  if ((uint64_t)bytes > (uint64_t)node::Buffer::kMaxLength) {
+  const uint64_t limit = g_max_bytes.load();
+  if ((uint64_t)bytes > limit) {
     throw Napi::RangeError::New(info.Env(), "alloc: " + std::to_string(bytes) + " bytes exceeds the largest buffer Node allows (" +
-                                                std::to_string((uint64_t)node::Buffer::kMaxLength) + " bytes)");
+                                                std::to_string(limit) + " bytes)");
   }
   bool zero = info.Length() < 2 || !info[1].IsBoolean() || info[1].As<Napi::Boolean>().Value();
   size_t rounded = ((size_t)bytes + 63) & ~(size_t)63;
@@ -118,6 +121,14 @@ Napi::Value NativeBytes(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// setMaxAlloc(bytes): the largest buffer alloc may create (Node's buffer limit).
+Napi::Value SetMaxAlloc(const Napi::CallbackInfo& info) {
+  const int64_t bytes = int_arg(info, 0);
+  if (bytes <= 0) throw Napi::RangeError::New(info.Env(), "setMaxAlloc: the limit must be positive");
+  g_max_bytes.store((uint64_t)bytes);
+  return info.Env().Undefined();
+}
+
 // trimPool() -> bytes: frees the blocks the caching pool holds for reuse.
 Napi::Value TrimPool(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), (double)pool_trim()); }
 
@@ -133,4 +144,5 @@ void register_core(Napi::Env env, Napi::Object exports) {
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   exports.Set("nativeBytes", Napi::Function::New(env, NativeBytes));
   exports.Set("trimPool", Napi::Function::New(env, TrimPool));
+  exports.Set("setMaxAlloc", Napi::Function::New(env, SetMaxAlloc));
 }

@@ -10,6 +10,7 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 #include "gemm.h"
+#include "simd_avx512.h"
 
 namespace {
 
@@ -108,36 +109,6 @@ void pack_pairs_rows(const float* p, int64_t ks, int64_t nr, int64_t R, int64_t 
   }
 }
 
-// Transposes a 16 x 16 block of 32-bit lanes in place: r[i] lane j <-> r[j] lane i.
-inline void transpose16(__m512i r[16]) {
-  __m512i t[16];
-  for (int i = 0; i < 16; i += 2) {
-    t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
-    t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
-  }
-  for (int i = 0; i < 16; i += 4) {
-    r[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
-    r[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
-    r[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
-    r[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
-  }
-  // Each 128-bit lane q of r[i] now holds rows 4q'.. of column block i; gather lanes.
-  for (int i = 0; i < 4; i++) {
-    t[i] = _mm512_shuffle_i32x4(r[i], r[i + 4], 0x88);
-    t[i + 4] = _mm512_shuffle_i32x4(r[i], r[i + 4], 0xdd);
-    t[i + 8] = _mm512_shuffle_i32x4(r[i + 8], r[i + 12], 0x88);
-    t[i + 12] = _mm512_shuffle_i32x4(r[i + 8], r[i + 12], 0xdd);
-  }
-  for (int i = 0; i < 4; i++) {
-    r[i] = _mm512_shuffle_i32x4(t[i], t[i + 8], 0x88);
-    r[i + 8] = _mm512_shuffle_i32x4(t[i], t[i + 8], 0xdd);
-    r[i + 4] = _mm512_shuffle_i32x4(t[i + 4], t[i + 12], 0x88);
-    r[i + 12] = _mm512_shuffle_i32x4(t[i + 4], t[i + 12], 0xdd);
-  }
-}
-
-inline __mmask16 lanes(int64_t n) { return n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1); }
-
 // k contiguous (ks == 1): rows go 16 at a time; row r's pairs j = (k 2j, k 2j+1) of a
 // 32-k block come from load(r) (16 pairs as u32 lanes), then one 16 x 16 transpose turns
 // them into pair-rows, each stored as one masked vector of the group's rows.
@@ -150,7 +121,7 @@ void pack_pairs_cols_t(int64_t nr, int64_t R, int64_t kc, uint32_t* dst, Load lo
       const int64_t g = nr - r0 < 16 ? nr - r0 : 16;
       for (int64_t i = 0; i < 16; i++) rows[i] = i < g ? load(r0 + i, kb, n) : _mm512_setzero_si512();
       transpose16(rows);
-      const __mmask16 m = lanes(g);
+      const __mmask16 m = mask16(g);
       uint32_t* out = dst + (kb >> 1) * R + r0;
       for (int64_t j = 0; j < np; j++) _mm512_mask_storeu_epi32(out + j * R, m, rows[j]);
     }
@@ -164,8 +135,8 @@ struct LoadF32Pairs {
   __m512i even, odd;
   __m512i operator()(int64_t r, int64_t kb, int64_t n) const {
     const float* x = p + r * rs + kb;
-    const __m512i a = round_bf16(_mm512_maskz_loadu_ps(lanes(n), x));
-    const __m512i b = round_bf16(_mm512_maskz_loadu_ps(lanes(n - 16 > 0 ? n - 16 : 0), x + 16));
+    const __m512i a = round_bf16(_mm512_maskz_loadu_ps(mask16(n), x));
+    const __m512i b = round_bf16(_mm512_maskz_loadu_ps(mask16(n - 16 > 0 ? n - 16 : 0), x + 16));
     const __m512i lo = _mm512_permutex2var_epi32(a, even, b), hi = _mm512_permutex2var_epi32(a, odd, b);
     return _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16));
   }
@@ -199,12 +170,12 @@ void gemm_pack_f32_avx512(const float* p, int64_t rs, int64_t nr, int64_t R, int
   __m512i rows[16];
   for (int64_t kb = 0; kb < kc; kb += 16) {
     const int64_t n = kc - kb < 16 ? kc - kb : 16;
-    const __mmask16 km = lanes(n);
+    const __mmask16 km = mask16(n);
     for (int64_t r0 = 0; r0 < nr; r0 += 16) {
       const int64_t g = nr - r0 < 16 ? nr - r0 : 16;
       for (int64_t i = 0; i < 16; i++) rows[i] = i < g ? _mm512_maskz_loadu_epi32(km, p + (r0 + i) * rs + kb) : _mm512_setzero_si512();
       transpose16(rows);
-      const __mmask16 m = lanes(g);
+      const __mmask16 m = mask16(g);
       for (int64_t j = 0; j < n; j++) _mm512_mask_storeu_epi32(dst + (kb + j) * R + r0, m, rows[j]);
     }
   }
@@ -224,7 +195,7 @@ void gemm_pack_bf16_avx512(const uint16_t* p, int64_t rs, int64_t ks, int64_t nr
     const uint16_t* x1 = k + 1 < kc ? x0 + ks : nullptr;
     uint32_t* out = d + (k >> 1) * R;
     for (int64_t r = 0; r < nr; r += 16) {
-      const __mmask16 m = lanes(nr - r);
+      const __mmask16 m = mask16(nr - r);
       const __m512i lo = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, x0 + r));
       const __m512i hi = x1 ? _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, x1 + r)) : _mm512_setzero_si512();
       _mm512_mask_storeu_epi32(out + r, m, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));

@@ -175,27 +175,31 @@ void pack_q4_vector(const gemm_kernel& g, const Src& s, int64_t r0, int64_t nr, 
 
 void pack_panel(const gemm_kernel& g, const Src& s, int64_t r0, int64_t nr, int64_t R, int64_t k0, int64_t kc,
                 void* dst) {
-  if (g.kpair == 2 && s.type == GEMM_SRC_Q4 && s.kind == Q4_OUT_BF16 && g.pack_bf16 && R <= 32 && kc <= KC_MAX) {
+  const bool strided = s.rs == 1 || s.ks == 1;
+  if (g.kpair == 2) {
+    const bool q4 = s.type == GEMM_SRC_Q4 && s.kind == Q4_OUT_BF16 && g.pack_bf16 && R <= 32 && kc <= KC_MAX;
+    const bool f32 = s.type == GEMM_SRC_F32_BF16 && g.pack_f32_bf16 && strided;
+    const bool bf16 = s.type == GEMM_SRC_BF16 && g.pack_bf16 && strided;
+    if (!q4 && !f32 && !bf16) {
+      pack_bf16_pairs(s, r0, nr, R, k0, kc, (uint16_t*)dst);
+      return;
+    }
+    // The vector packers write rows [0, nr) and k [0, kc) only.
     const int64_t kcp = round_up(kc, 2);
     if (nr < R || kcp != kc) std::memset(dst, 0, (size_t)(kcp * R) * 2);
-    pack_q4_vector(g, s, r0, nr, R, k0, kc, (uint16_t*)dst);
+    if (q4) pack_q4_vector(g, s, r0, nr, R, k0, kc, (uint16_t*)dst);
+    else if (f32) g.pack_f32_bf16((const float*)s.base + r0 * s.rs + k0 * s.ks, s.rs, s.ks, nr, R, kc, (uint16_t*)dst);
+    else g.pack_bf16((const uint16_t*)s.base + r0 * s.rs + k0 * s.ks, s.rs, s.ks, nr, R, kc, (uint16_t*)dst);
     return;
   }
-  if (g.kpair == 2 && s.type == GEMM_SRC_F32_BF16 && g.pack_f32_bf16 && (s.rs == 1 || s.ks == 1)) {
-    const int64_t kcp = round_up(kc, 2);
-    if (nr < R || kcp != kc) std::memset(dst, 0, (size_t)(kcp * R) * 2);
-    g.pack_f32_bf16((const float*)s.base + r0 * s.rs + k0 * s.ks, s.rs, s.ks, nr, R, kc, (uint16_t*)dst);
-  } else if (g.kpair == 2 && s.type == GEMM_SRC_BF16 && g.pack_bf16 && (s.rs == 1 || s.ks == 1)) {
-    const int64_t kcp = round_up(kc, 2);
-    if (nr < R || kcp != kc) std::memset(dst, 0, (size_t)(kcp * R) * 2);
-    g.pack_bf16((const uint16_t*)s.base + r0 * s.rs + k0 * s.ks, s.rs, s.ks, nr, R, kc, (uint16_t*)dst);
-  } else if (g.kpair == 2) pack_bf16_pairs(s, r0, nr, R, k0, kc, (uint16_t*)dst);
-  else if (s.type == GEMM_SRC_F32 && s.ks == 1 && g.pack_f32) {
+  if (s.type == GEMM_SRC_F32 && s.ks == 1 && g.pack_f32) {
     if (nr < R) {
       for (int64_t k = 0; k < kc; k++) std::memset((float*)dst + k * R + nr, 0, (size_t)(R - nr) * 4);
     }
     g.pack_f32((const float*)s.base + r0 * s.rs + k0, s.rs, nr, R, kc, (float*)dst);
-  } else pack_f32(s, r0, nr, R, k0, kc, (float*)dst);
+  } else {
+    pack_f32(s, r0, nr, R, k0, kc, (float*)dst);
+  }
 }
 
 // c (M,N) = bias broadcast over rows (or += when accumulate).

@@ -12,16 +12,6 @@
 
 namespace {
 
-float max_of(const float* x, int64_t n) {
-  const __m256 ninf = _mm256_set1_ps(-INFINITY);
-  __m256 m = ninf;
-  for (int64_t i = 0; i < n; i += 8) {
-    const __m256i k = mask8(n - i);
-    m = _mm256_max_ps(m, _mm256_blendv_ps(ninf, _mm256_maskload_ps(x + i, k), _mm256_castsi256_ps(k)));
-  }
-  return hmax(m);
-}
-
 // Low 64 bits of a * b per u64 lane (AVX2 has no 64-bit multiply): three 32x32 products.
 inline __m256i mul64(__m256i a, __m256i b) {
   const __m256i lo = _mm256_mul_epu32(a, b);

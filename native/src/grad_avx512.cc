@@ -12,13 +12,6 @@
 
 namespace {
 
-float max_of(const float* x, int64_t n) {
-  const __m512 ninf = _mm512_set1_ps(-INFINITY);
-  __m512 m = ninf;
-  for (int64_t i = 0; i < n; i += 16) m = _mm512_max_ps(m, _mm512_mask_loadu_ps(ninf, mask16(n - i), x + i));
-  return _mm512_reduce_max_ps(m);
-}
-
 // z = mix(seed + (idx + 1) gamma) for 8 u64 lanes (grad_splitmix64); returns z >> 40.
 inline __m512i hash8(__m512i idx, __m512i seed) {
   __m512i z = _mm512_add_epi64(seed, _mm512_mullo_epi64(_mm512_add_epi64(idx, _mm512_set1_epi64(1)),

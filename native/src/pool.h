@@ -26,9 +26,9 @@ void ft_aligned_free(void* p);
 // (glibc maps blocks of 256 KiB or more anew each time, and every first touch faults).
 class PoolScratch {
  public:
-  explicit PoolScratch(size_t bytes) : bytes_((bytes + 63) / 64 * 64), p_(pool_get(bytes_ == 0 ? 64 : bytes_, false)) {}
+  explicit PoolScratch(size_t bytes) : bytes_(bytes == 0 ? 64 : (bytes + 63) / 64 * 64), p_(pool_get(bytes_, false)) {}
   ~PoolScratch() {
-    if (p_ != nullptr) pool_put(p_, bytes_ == 0 ? 64 : bytes_);
+    if (p_ != nullptr) pool_put(p_, bytes_);
   }
   PoolScratch(const PoolScratch&) = delete;
   PoolScratch& operator=(const PoolScratch&) = delete;

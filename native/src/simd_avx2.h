@@ -6,6 +6,7 @@
 // includes this after its fp-contract pragma, as the copies it replaces were.
 #pragma once
 #include <immintrin.h>
+#include <cmath>
 #include <cstdint>
 
 // Lane mask for the first min(rem, 8) lanes.
@@ -33,6 +34,17 @@ static inline float hmax(__m256 v) {
   s = _mm_max_ps(s, _mm_movehl_ps(s, s));
   s = _mm_max_ss(s, _mm_movehdup_ps(s));
   return _mm_cvtss_f32(s);
+}
+
+// Max of x (n), n >= 1.
+static inline float max_of(const float* x, int64_t n) {
+  const __m256 ninf = _mm256_set1_ps(-INFINITY);
+  __m256 m = ninf;
+  for (int64_t i = 0; i < n; i += 8) {
+    const __m256i k = mask8(n - i);
+    m = _mm256_max_ps(m, _mm256_blendv_ps(ninf, _mm256_maskload_ps(x + i, k), _mm256_castsi256_ps(k)));
+  }
+  return hmax(m);
 }
 
 // exp(x) for 8 lanes: x = n ln2 + r, |r| <= ln2/2, exp(r) by the Cephes expf

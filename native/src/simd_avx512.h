@@ -6,6 +6,7 @@
 // fp-contract pragma, as the copies it replaces were.
 #pragma once
 #include <immintrin.h>
+#include <cmath>
 #include <cstdint>
 
 // GCC 12's AVX-512 headers seed masked intrinsics with a self-initialised `__Y = __Y`
@@ -16,6 +17,43 @@
 
 // Lane mask for the first min(rem, 16) lanes.
 static inline __mmask16 mask16(int64_t rem) { return rem >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << rem) - 1u); }
+
+// Max of x (n), n >= 1.
+static inline float max_of(const float* x, int64_t n) {
+  const __m512 ninf = _mm512_set1_ps(-INFINITY);
+  __m512 m = ninf;
+  for (int64_t i = 0; i < n; i += 16) m = _mm512_max_ps(m, _mm512_mask_loadu_ps(ninf, mask16(n - i), x + i));
+  return _mm512_reduce_max_ps(m);
+}
+
+// Transposes a 16 x 16 block of 32-bit lanes in place: r[i] lane j <-> r[j] lane i. Pairs
+// of rows interleave, then 4-row groups inside 128-bit lanes, then the 128-bit lanes of
+// the four groups are gathered (pure data movement: f32 values keep their bits).
+static inline void transpose16(__m512i r[16]) {
+  __m512i t[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4) {
+    r[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
+    r[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
+    r[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
+    r[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
+  }
+  for (int i = 0; i < 4; i++) {
+    t[i] = _mm512_shuffle_i32x4(r[i], r[i + 4], 0x88);
+    t[i + 4] = _mm512_shuffle_i32x4(r[i], r[i + 4], 0xdd);
+    t[i + 8] = _mm512_shuffle_i32x4(r[i + 8], r[i + 12], 0x88);
+    t[i + 12] = _mm512_shuffle_i32x4(r[i + 8], r[i + 12], 0xdd);
+  }
+  for (int i = 0; i < 4; i++) {
+    r[i] = _mm512_shuffle_i32x4(t[i], t[i + 8], 0x88);
+    r[i + 8] = _mm512_shuffle_i32x4(t[i], t[i + 8], 0xdd);
+    r[i + 4] = _mm512_shuffle_i32x4(t[i + 4], t[i + 12], 0x88);
+    r[i + 12] = _mm512_shuffle_i32x4(t[i + 4], t[i + 12], 0xdd);
+  }
+}
 
 // exp(x) for 16 lanes: x = n ln2 + r, |r| <= ln2/2, exp(r) by the Cephes expf
 // polynomial, then scaled by 2^n (scalef handles the denormal range and underflow to 0).

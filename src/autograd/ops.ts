@@ -281,14 +281,14 @@ export class Ops {
   /**
    * Mean cross-entropy of h (N, C) through the output head w (V, C) against labels (N)
    * (-100 = ignored), computed `chunkRows` rows at a time so at most chunkRows x V logits
-   * exist at once (crossEntropyChunkRows: about 64 MiB of them). `gradScale`: the upstream
-   * gradient backward will bring, when the caller knows it (the trainer's token weight):
-   * gradients are computed at that scale, and the head's goes straight to its target. Gradients are computed during the forward pass (the loss is the end
-   * of the graph) and scaled by the upstream gradient in backward. -> loss (1)
+   * exist at once (crossEntropyChunkRows: about 64 MiB of them). Gradients are computed
+   * during the forward pass (the loss is the end of the graph) and scaled by the upstream
+   * gradient in backward. `gradScale`: that upstream gradient, when the caller knows it
+   * up front (the trainer's token weight): gradients are computed at that scale, and the
+   * head's goes straight to its in-place target. -> loss (1)
    */
-  crossEntropy(h: FTensor, wIn: Tensor, labels: Int32Array, gradScale?: number, chunkRows = crossEntropyChunkRows(wIn.shape[0] ?? 1)): CrossEntropyResult {
+  crossEntropy(h: FTensor, w: Tensor, labels: Int32Array, gradScale?: number, chunkRows = crossEntropyChunkRows(w.shape[0] ?? 1)): CrossEntropyResult {
     // Autocast rounds an f32 head (and h, the logits) to bf16 while packing: no bf16 copy.
-    const w = wIn;
     const bf16 = this.matmulDtype === 'bf16' || w.dtype === 'bf16';
     const [n = 0, c = 0] = h.shape;
     const v = w.shape[0] ?? 0;
@@ -299,9 +299,9 @@ export class Ops {
     const needW = this.#tracks(w);
     // Every row of dh is written by the chunk loop below (which runs only when count > 0).
     const dh = needH ? (count > 0 ? Tensor.empty([n, c], h.dtype) : Tensor.zeros([n, c], h.dtype)) : undefined;
-    // With the upstream gradient known up front (gradScale), the head's gradient goes
-    // straight into its in-place target (the flat gradient buffer) instead of a (V, C) copy.
-    // As the backward seed will hold it (an f32 tensor for f32 h).
+    // The scale as the backward seed will hold it (an f32 tensor for f32 h). With it known
+    // up front, the head's gradient goes straight into its in-place target (the flat
+    // gradient buffer) instead of a (V, C) copy.
     const scale = h.dtype === 'f32' ? Math.fround(gradScale ?? 1) : gradScale ?? 1;
     const target = gradScale === undefined ? undefined : this.tape?.targetOf(w);
     const dw = needW ? (target ?? Tensor.zeros(w.shape, h.dtype)) : undefined;

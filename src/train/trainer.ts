@@ -70,6 +70,8 @@ export class Trainer {
   readonly tokenizer: Tokenizer | undefined;
   state: TrainerState;
   #params: FlatParams | undefined;
+  /** Ops option `recompute`, set with the parameters. */
+  #recompute = false;
 
   constructor(opts: TrainerOptions) {
     this.model = opts.model;
@@ -97,11 +99,7 @@ export class Trainer {
 
   /** Training ops for one micro-batch (evaluation goes through evaluateLoss). */
   #ops(tape: Tape, dropout: number): Ops {
-    // Full fine-tuning (the projection weights train) recomputes RMSNorm and SiLU*up
-    // outputs in backward: 16 bytes per parameter already sit in memory, activations are
-    // what is left to cut. LoRA keeps them (its memory is mostly activations it needs).
-    const full = this.#params?.names.some((n) => /_proj\.weight$/.test(n)) ?? false;
-    return new Ops(this.model.backend, { tape, training: true, dropoutSeed: dropout, matmulDtype: this.args.bf16 ? 'bf16' : 'f32', recompute: full });
+    return new Ops(this.model.backend, { tape, training: true, dropoutSeed: dropout, matmulDtype: this.args.bf16 ? 'bf16' : 'f32', recompute: this.#recompute });
   }
 
   /** Trains; returns the final step, the mean training loss and the final metrics. */
@@ -114,6 +112,11 @@ export class Trainer {
     const epochs = a.maxSteps > 0 ? Math.ceil(a.maxSteps / stepsPerEpoch) : a.numTrainEpochs;
     const schedule: ScheduleSpec = { type: a.lrSchedulerType, warmupSteps: warmupSteps(a.warmupSteps, a.warmupRatio, totalSteps), totalSteps, minLrRate: a.minLrRate };
     const params = (this.#params ??= new FlatParams(this.model.trainableParameters()));
+    // Full fine-tuning (the projection weights train) recomputes RMSNorm and SiLU*up
+    // outputs in backward: 16 bytes per parameter already sit in memory, activations are
+    // what is left to cut. LoRA keeps them: its memory is low already and recomputing
+    // costs ~2% of a step.
+    this.#recompute = params.names.some((n) => /_proj\.weight$/.test(n));
     const optimizer = new Optimizer(this.#params, { name: a.optim, beta1: a.adamBeta1, beta2: a.adamBeta2, eps: a.adamEpsilon, weightDecay: a.weightDecay });
     let totals: RunTotals = { lossSinceLog: 0, stepsSinceLog: 0, lossTotal: 0, stepsTotal: 0 };
     this.state = this.#freshState(totalSteps, epochs);

@@ -1,5 +1,6 @@
 // The typed description of the whole native addon (native/src/*_bind.cc) and its loader.
 // Loading applies FTUNE_ISA (scalar|avx2|avx512) and FTUNE_THREADS.
+import { constants } from 'node:buffer';
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -19,6 +20,8 @@ export interface CoreAddon {
   alloc(bytes: number, zero?: boolean): ArrayBuffer | null;
   /** Frees the blocks the caching pool keeps for reuse; returns the bytes freed. */
   trimPool(): number;
+  /** The largest buffer alloc may create (larger requests throw a RangeError). */
+  setMaxAlloc(bytes: number): void;
   /** Frees the memory now and detaches the buffer. */
   release(buffer: ArrayBuffer): void;
   cpuFeatures(): { avx2: boolean; avx512: boolean; avx512bf16: boolean };
@@ -65,6 +68,7 @@ function load(): NativeAddon {
   // libgomp reads this when it loads with the addon; the user's own setting wins.
   if (process.env['OMP_WAIT_POLICY'] === undefined && process.env['GOMP_SPINCOUNT'] === undefined) process.env['GOMP_SPINCOUNT'] = '10000';
   const addon = createRequire(import.meta.url)(path) as NativeAddon;
+  addon.setMaxAlloc(constants.MAX_LENGTH);
   applyEnv(addon);
   return addon;
 }
