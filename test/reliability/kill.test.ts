@@ -7,7 +7,7 @@
 // run's and no temp names left. FTUNE_KILL_TRIALS (default 10; `npm run test:kill-long`
 // runs 50) and FTUNE_KILL_SEED choose the trials.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { test } from 'node:test';
@@ -90,11 +90,16 @@ function verifyCheckpoint(dir: string, step: number, modelDir: string): void {
   PeftModel.fromPretrained(AutoModelForCausalLM.fromPretrained(modelDir), dir);
 }
 
+/** The names in `out`; none when a kill came before the run created it. */
+function namesIn(out: string): string[] {
+  return existsSync(out) ? readdirSync(out).sort() : [];
+}
+
 /** Checks the output directory after a kill; returns the temp names found and the checkpoint steps. */
 function verifyOutput(out: string, modelDir: string): { temps: string[]; steps: number[] } {
   const temps: string[] = [];
   const steps: number[] = [];
-  for (const name of readdirSync(out).sort()) {
+  for (const name of namesIn(out)) {
     const path = join(out, name);
     const m = /^checkpoint-(\d+)$/.exec(name);
     if (isTempName(name)) temps.push(name);
@@ -130,7 +135,7 @@ test(`SIGKILL at ${TRIALS} seeded random moments: checkpoints load, no partial f
       stats.finishedFirst++;
     }
     const after = verifyOutput(out, modelDir);
-    stats.filesChecked += readdirSync(out).length;
+    stats.filesChecked += namesIn(out).length;
     if (after.temps.length > 0) stats.tempsLeft++;
     const last = after.steps.at(-1);
     if (last === undefined) stats.noCheckpoint++;
