@@ -15,7 +15,21 @@ struct Block {
   void* p;
   size_t bytes;
   bool freed;
+  int64_t accounted;  // the ArrayBuffer's byte length, which V8 counts as external memory
 };
+
+// V8 counts every ArrayBuffer's bytes as external memory and starts a full garbage
+// collection each time that count grows by 64 MiB since the last one ("external memory
+// pressure"): a training step allocating gigabytes of activations ran one every ~40 ms,
+// each stopping the main thread and waking V8's helper threads on the cores the kernels
+// use. ftune releases its blocks itself (release() below), so the collector has nothing
+// to reclaim there: each block takes its bytes back out of V8's count when created and
+// puts them back just before V8 subtracts them (on release()'s detach, or after the
+// collector freed a buffer nobody released, in the finalizer), keeping the count balanced.
+void adjust_v8_count(Napi::Env env, int64_t bytes) {
+  int64_t ignored = 0;
+  napi_adjust_external_memory(env, bytes, &ignored);
+}
 
 // Live blocks by data pointer, so release() can find the block of an ArrayBuffer. Both
 // live on the heap and are never destroyed: V8 runs finalizers (which use them) while
@@ -44,7 +58,8 @@ void free_block(Block* b) {
 }
 
 // Finalizer run by V8 when the ArrayBuffer is collected: frees memory not released yet.
-void finalize(Napi::Env, void*, Block* b) {
+void finalize(Napi::Env env, void*, Block* b) {
+  if (!b->freed) adjust_v8_count(env, b->accounted);  // V8 has subtracted the bytes when it freed the buffer
   {
     std::lock_guard<std::mutex> lock(g_mu);
     auto it = g_blocks.find(b->p);
@@ -71,13 +86,15 @@ Napi::Value Alloc(const Napi::CallbackInfo& info) {
   if (rounded == 0) rounded = 64;
   void* p = pool_get(rounded, zero);
   if (!p) return info.Env().Null();
-  Block* b = new Block{p, rounded, false};
+  Block* b = new Block{p, rounded, false, bytes};
   {
     std::lock_guard<std::mutex> lock(g_mu);
     g_blocks[p] = b;
   }
   note_alloc((int64_t)rounded);
-  return Napi::ArrayBuffer::New(info.Env(), p, (size_t)bytes, finalize, b);
+  Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(info.Env(), p, (size_t)bytes, finalize, b);
+  adjust_v8_count(info.Env(), -bytes);
+  return ab;
 }
 
 // release(buffer): frees the memory now and detaches the buffer (later access sees 0 bytes).
@@ -93,6 +110,7 @@ Napi::Value Release(const Napi::CallbackInfo& info) {
     b = it->second;
     g_blocks.erase(it);
   }
+  adjust_v8_count(info.Env(), b->accounted);  // Detach subtracts it again
   ab.Detach();
   free_block(b);  // the finalizer still owns (and later deletes) the Block record
   return info.Env().Undefined();

@@ -13,9 +13,11 @@ import { Rng } from '../util/rng.js';
 export function randomSource(seed: number, baseDtype: 'f32' | 'bf16'): WeightSource {
   const rng = new Rng(seed);
   return (_name, shape, role) => {
-    const n = shape.reduce((a, b) => a * b, 1);
-    if (role === 'norm') return Tensor.from(shape, 'f32', new Float32Array(n).fill(1), 'weights');
-    const t = Tensor.from(shape, 'f32', rng.normals(n, 0.02), 'weights');
+    // Filled in place: a JavaScript temporary of a large weight would stay resident until
+    // V8 next collects, which nothing in a training step prompts it to do.
+    const t = Tensor.empty(shape, 'f32', 'weights');
+    if (role === 'norm') return (t.data.fill(1), t);
+    rng.fillNormals(t.data, 0.02);
     if (baseDtype === 'f32' || role === 'bias') return t;
     const b = scope(() => nativeBackend.cast(t, 'bf16')).persist('weights');
     t.release();
@@ -28,7 +30,8 @@ export function randomQuant(seed: number, bnb: BitsAndBytesConfig): QuantSource 
   return {
     computeDtype: bnb.bnb4bitComputeDtype === 'bfloat16' ? 'bf16' : 'f32',
     weight: (_name, shape) => scope(() => {
-      const dense = Tensor.from(shape, 'f32', rng.normals(shape[0] * shape[1], 0.02), 'workspace');
+      const dense = Tensor.empty(shape, 'f32', 'workspace');
+      rng.fillNormals(dense.data, 0.02);
       const q = nativeBackend.quantize4bit(dense, { quantType: bnb.bnb4bitQuantType, blocksize: bnb.blocksize, doubleQuant: bnb.bnb4bitUseDoubleQuant });
       dense.release();
       return persistQuant4({ ...q, dtype: 'float32' });

@@ -63,8 +63,8 @@ function hfConfig(spec: BaseSpec, vocabSize: number): Record<string, unknown> {
 function randomWeights(seed: number): WeightSource {
   const rng = new Rng(seed);
   return (_name, shape, role) => {
-    const n = shape.reduce((a, b) => a * b, 1);
-    return Tensor.from(shape, 'f32', role === 'norm' ? new Float32Array(n).fill(1) : rng.normals(n, 0.02), 'weights');
+    const t = Tensor.empty(shape, 'f32', 'weights'); // filled in place: no JavaScript temporary
+    return role === 'norm' ? (t.data.fill(1), t) : (rng.fillNormals(t.data, 0.02), t);
   };
 }
 

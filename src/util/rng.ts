@@ -24,8 +24,12 @@ export class Rng {
   }
   /** n normals times std. */
   normals(n: number, std = 1): Float32Array {
-    const a = new Float32Array(n);
-    for (let i = 0; i < n; i++) a[i] = this.normal() * std;
-    return a;
+    return this.fillNormals(new Float32Array(n), std);
+  }
+
+  /** Fills `out` with normals times std (the values normals(out.length, std) returns). */
+  fillNormals<A extends Float32Array>(out: A, std = 1): A {
+    for (let i = 0; i < out.length; i++) out[i] = this.normal() * std;
+    return out;
   }
 }
