@@ -49,8 +49,11 @@ ft_status grad_silu_mul_bwd_f32(const float* gate, size_t gate_n, const float* u
 // logits (N, V) overwritten with grad_scale * (softmax - onehot(label)); loss (N) f64 =
 // logsumexp - logit[label]. label -100: zero row, loss 0; any other label outside
 // [0, V) is FT_ERR_ARG (checked before anything is written).
+// predicted (N, may be null) gets each row's argmax first (ops_argmax_f32), the token
+// accuracy without a second pass over the logits from memory.
 ft_status grad_cross_entropy_f32(float* logits, size_t logits_n, const int32_t* labels, size_t labels_n,
-                                 double* loss, size_t loss_n, int64_t N, int64_t V, double grad_scale);
+                                 double* loss, size_t loss_n, int64_t N, int64_t V, double grad_scale,
+                                 int32_t* predicted, size_t predicted_n);
 // x (n) -> out (n): element i kept iff grad_dropout_uniform(seed, i) >= p, then scaled by
 // (float)(1 / (1 - p)); 0 <= p < 1, 0 <= seed < 2^53.
 ft_status grad_dropout_f32(const float* x, size_t x_n, float* out, size_t out_n, int64_t n, double p, int64_t seed);

@@ -71,13 +71,15 @@ Napi::Value SiluMulBwdF32(const Napi::CallbackInfo& info) {
                                                   int_arg(info, 5)));
 }
 
-// (logits, labels i32, loss f64, N, V, gradScale) -> status
+// (logits, labels i32, loss f64, N, V, gradScale, predicted i32 | null) -> status
 Napi::Value CrossEntropyF32(const Napi::CallbackInfo& info) {
   auto x = f32_arg(info, 0);
   auto labels = i32_arg(info, 1);
   auto loss = f64_arg(info, 2);
+  const bool want = info.Length() > 6 && info[6].IsTypedArray();
+  const View<int32_t> predicted = want ? i32_arg(info, 6) : View<int32_t>{nullptr, 0};
   return status_value(info, grad_cross_entropy_f32(x.p, x.n, labels.p, labels.n, loss.p, loss.n, int_arg(info, 3),
-                                                   int_arg(info, 4), num_arg(info, 5)));
+                                                   int_arg(info, 4), num_arg(info, 5), predicted.p, predicted.n));
 }
 
 // (x, out, n, p, seed) -> status

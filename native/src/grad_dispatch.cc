@@ -213,16 +213,20 @@ ft_status grad_silu_mul_bwd_f32(const float* gate, size_t gate_n, const float* u
 }
 
 ft_status grad_cross_entropy_f32(float* logits, size_t logits_n, const int32_t* labels, size_t labels_n,
-                                 double* loss, size_t loss_n, int64_t N, int64_t V, double grad_scale) {
+                                 double* loss, size_t loss_n, int64_t N, int64_t V, double grad_scale,
+                                 int32_t* predicted, size_t predicted_n) {
   size_t nx;
   if (!ft_count2(N, V, &nx) || V < 1 || V > INT32_MAX || !std::isfinite(grad_scale)) return FT_ERR_ARG;
   if (!ft_fits(logits_n, nx) || !ft_fits(labels_n, (size_t)N) || !ft_fits(loss_n, (size_t)N)) return FT_ERR_SIZE;
+  if (predicted && !ft_fits(predicted_n, (size_t)N)) return FT_ERR_SIZE;
   for (int64_t i = 0; i < N; i++) {
     if (labels[i] != -100 && (labels[i] < 0 || labels[i] >= V)) return FT_ERR_ARG;
   }
   const auto fn = FT_PICK_ISA(grad_cross_entropy_f32);
+  const auto argmax = FT_PICK_ISA(ops_argmax_f32);
 #pragma omp parallel for schedule(static) if ((int64_t)nx >= PAR_MIN)
   for (int64_t i = 0; i < N; i++) {
+    if (predicted) argmax(logits + i * V, predicted + i, 1, V);
     if (labels[i] == -100) {
       std::memset(logits + i * V, 0, (size_t)V * sizeof(float));
       loss[i] = 0;

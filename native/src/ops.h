@@ -65,14 +65,16 @@ float ops_attention_scores_f32_ref(const float* q, const float* k, int64_t n, in
 // ---- variants: single-threaded row / span kernels (dims already checked) ----
 // The dispatchers split the work across OpenMP threads (static schedules) and hold the
 // index math (causal window, GQA head map), so the per-ISA files are arithmetic only.
-// Suffixes: ref (ops_ref.cc), avx2 (ops_avx2.cc), avx512 (ops_avx512.cc). embedding and
-// argmax are scalar only: a row copy / a compare loop gains nothing from hand-written SIMD.
+// Suffixes: ref (ops_ref.cc), avx2 (ops_avx2.cc), avx512 (ops_avx512.cc). embedding is
+// scalar only: a row copy gains nothing from hand-written SIMD.
 
 // ids (N), table (V, C) -> out (N, C)
 void ops_embedding_f32_ref(const int32_t* ids, const float* table, float* out, int64_t N, int64_t C);
 void ops_embedding_bf16_ref(const int32_t* ids, const uint16_t* table, float* out, int64_t N, int64_t C);
 // x (N, V) -> out (N)
 void ops_argmax_f32_ref(const float* x, int32_t* out, int64_t N, int64_t V);
+void ops_argmax_f32_avx2(const float* x, int32_t* out, int64_t N, int64_t V);
+void ops_argmax_f32_avx512(const float* x, int32_t* out, int64_t N, int64_t V);
 
 // x (N, C), w (C) -> out (N, C)
 void ops_rmsnorm_f32_ref(const float* x, const float* w, float* out, int64_t N, int64_t C, float eps);

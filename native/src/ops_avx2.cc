@@ -136,3 +136,26 @@ void ops_softmax_f32_avx2(const float* x, float* out, int64_t N, int64_t V, floa
     scale_inplace(o, V, inv);
   }
 }
+
+// x (N, V) -> out (N): the first index of the maximum, or of the first NaN (as the ref).
+// Two passes over each row, the second from cache: the max, then its first position,
+// scanning on for a NaN.
+void ops_argmax_f32_avx2(const float* x, int32_t* out, int64_t N, int64_t V) {
+  for (int64_t i = 0; i < N; i++) {
+    const float* row = x + i * V;
+    const __m256 m = _mm256_set1_ps(max_of(row, V));
+    int64_t first = -1;
+    for (int64_t j = 0; j < V; j += 8) {
+      const int valid = V - j >= 8 ? 0xff : (1 << (V - j)) - 1;
+      const __m256 a = _mm256_maskload_ps(row + j, mask8(V - j));
+      const int nan = _mm256_movemask_ps(_mm256_cmp_ps(a, a, _CMP_UNORD_Q)) & valid;
+      if (nan) {
+        first = j + __builtin_ctz(nan);
+        break;
+      }
+      const int eq = first < 0 ? _mm256_movemask_ps(_mm256_cmp_ps(a, m, _CMP_EQ_OQ)) & valid : 0;
+      if (eq) first = j + __builtin_ctz(eq);
+    }
+    out[i] = (int32_t)(first < 0 ? 0 : first);
+  }
+}

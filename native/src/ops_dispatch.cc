@@ -245,7 +245,8 @@ ft_status ops_argmax_f32(const float* x, size_t x_n, int32_t* out, size_t out_n,
   size_t nx;
   if (!ft_count2(N, V, &nx) || V < 1 || V > INT32_MAX) return FT_ERR_ARG;
   if (!ft_fits(x_n, nx) || !ft_fits(out_n, (size_t)N)) return FT_ERR_SIZE;
+  const auto fn = FT_PICK_ISA(ops_argmax_f32);
 #pragma omp parallel for schedule(static) if ((int64_t)nx >= PAR_MIN)
-  for (int64_t i = 0; i < N; i++) ops_argmax_f32_ref(x + i * V, out + i, 1, V);
+  for (int64_t i = 0; i < N; i++) fn(x + i * V, out + i, 1, V);
   return FT_OK;
 }

@@ -318,9 +318,9 @@ export class Ops {
         } else {
           logits = this.backend.linear(hc as Tensor<'f32'>, w);
         }
-        const predicted = this.backend.argmax(logits as Tensor<'f32'>);
+        const predicted = new Int32Array(r1 - r0);
+        const losses = this.backend.crossEntropyInPlace(logits, labels.subarray(r0, r1), scale / count, predicted);
         predicted.forEach((id, i) => (correct += id === labels[r0 + i] ? 1 : 0));
-        const losses = this.backend.crossEntropyInPlace(logits, labels.subarray(r0, r1), scale / count);
         if (dh !== undefined) {
           const rows = Tensor.view(dh, r0 * c, [r1 - r0, c]);
           if (bf16) this.backend.matmulBf16Into(rows, logits, w);

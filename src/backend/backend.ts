@@ -96,8 +96,10 @@ export interface GradOps {
    * Cross-entropy of a chunk of rows: logits (N, V), labels (N) with -100 = ignored.
    * Overwrites logits with gradScale * d loss_i / d logits (softmax - onehot; zero rows
    * for ignored labels) and returns the per-row losses (N) in float64 (0 where ignored).
+   * predicted (N), when given, receives each row's argmax (as `argmax`) before the
+   * overwrite: token accuracy without a second pass over the logits.
    */
-  crossEntropyInPlace(logits: FTensor, labels: Int32Array, gradScale: number): Float64Array;
+  crossEntropyInPlace(logits: FTensor, labels: Int32Array, gradScale: number, predicted?: Int32Array): Float64Array;
   /**
    * Inverted dropout with a counter-based mask: element i is kept iff hash(seed, i) >= p
    * (so the same seed gives the same mask, and backward is dropout(dOut, p, seed)).

@@ -167,9 +167,10 @@ export function makeGradChecks(floats: Floats) {
       nn.pair('siluMulBackward', gate, dOut);
     },
     // logits (..., V), labels (N rows), gradScale finite -> rows n, width v
-    crossEntropy(logits: Tensor, labels: Int32Array, gradScale: number): { n: number; v: number } {
+    crossEntropy(logits: Tensor, labels: Int32Array, gradScale: number, predicted?: Int32Array): { n: number; v: number } {
       const r = nn.rows('crossEntropyInPlace', logits);
       if (labels.length !== r.n) throw new ShapeError(`crossEntropyInPlace: ${labels.length} labels for ${r.n} rows of logits ${fmt(logits.shape)}`);
+      if (predicted !== undefined && predicted.length !== r.n) throw new ShapeError(`crossEntropyInPlace: predicted holds ${predicted.length} ids for ${r.n} rows of logits ${fmt(logits.shape)}`);
       finite('crossEntropyInPlace', 'gradScale', gradScale);
       return r;
     },

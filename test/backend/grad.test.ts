@@ -7,6 +7,8 @@ import assert from 'node:assert/strict';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { nativeGrad } from '../../src/backend/native/grad.js';
 import { refGrad } from '../../src/backend/ref/grad.js';
+import { refNn } from '../../src/backend/ref/nn.js';
+import { ShapeError } from '../../src/errors.js';
 import { Rng } from '../helpers/random.js';
 import { assertClose } from '../helpers/close.js';
 import { eachIsa } from '../helpers/isa.js';
@@ -153,6 +155,28 @@ test('crossEntropyInPlace: losses and gradients match reference (V=1001 with an 
       assertClose(got.data, want.data, CE_GRAD_RTOL, CE_GRAD_ATOL, `grad ${isa} V=${V}`);
     });
   }
+});
+
+test('crossEntropyInPlace: predicted ids are each row\'s argmax before the overwrite (ties, NaN, ignored rows)', () => {
+  const rng = new Rng(31);
+  const V = 37; // not a multiple of 8 or 16: the last lanes are partial
+  const rows = Array.from({ length: 6 }, () => Array.from(rng.normals(V, 2)));
+  rows[0]![36] = 9; // the maximum in the partial tail
+  rows[1]![3] = 9; rows[1]![20] = 9; // a tie: the first wins
+  rows[2]![30] = NaN; rows[2]![5] = 9; // a NaN after the maximum wins
+  rows[3]!.fill(-Infinity);
+  const logits = rows.flat();
+  const labels = Int32Array.from([0, 3, 5, 0, -100, 1]);
+  const want = refNn.argmax(f32([6, V], logits));
+  assert.deepEqual(Array.from(want), [36, 3, 30, 0, want[4], want[5]]);
+  for (const [name, ops] of [['ref', refGrad], ['native', nativeGrad]] as const) {
+    eachIsa((isa) => {
+      const predicted = new Int32Array(6).fill(-1);
+      ops.crossEntropyInPlace(f32([6, V], logits), labels, 1, predicted);
+      assert.deepEqual(predicted, want, `${name} ${isa}`);
+    });
+  }
+  assert.throws(() => nativeGrad.crossEntropyInPlace(f32([6, V], logits), labels, 1, new Int32Array(5)), ShapeError);
 });
 
 test('dropout: the native mask equals the reference mask exactly, values within one f32 rounding', () => {

@@ -118,3 +118,17 @@ test('argmax: native matches reference on random rows (V=1001)', () => {
   const want = refNn.argmax(x);
   eachIsa((isa) => assert.deepEqual(nativeNn.argmax(x), want, isa));
 });
+
+test('argmax: every ISA takes the first of tied maxima and the first NaN, in full and partial lanes', () => {
+  const V = 41;
+  const row = (set: Array<[number, number]>): number[] => {
+    const r = new Array<number>(V).fill(0);
+    for (const [i, v] of set) r[i] = v;
+    return r;
+  };
+  const x = f32([6, V], Float32Array.from([
+    ...row([[40, 1]]), ...row([[7, 2], [33, 2]]), ...row([[2, 5], [39, NaN]]), ...row([[17, NaN], [18, NaN], [1, 9]]),
+    ...new Array<number>(V).fill(-Infinity), ...row([[0, -1], [16, 3], [32, 3]]),
+  ]));
+  eachIsa((isa) => assert.deepEqual(Array.from(nativeNn.argmax(x)), [40, 7, 39, 17, 0, 16], isa));
+});

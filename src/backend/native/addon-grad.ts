@@ -19,7 +19,7 @@ export interface GradAddon {
   /** gate, up, dOut (n) -> dGate, dUp (n). */
   gradSiluMulBwdF32(gate: Float32Array, up: Float32Array, dOut: Float32Array, dGate: Float32Array, dUp: Float32Array, n: number): number;
   /** logits (N, V) -> gradient in place, loss (N) f64; a label outside [0, V) other than -100 is status 2. */
-  gradCrossEntropyF32(logits: Float32Array, labels: Int32Array, loss: Float64Array, n: number, v: number, gradScale: number): number;
+  gradCrossEntropyF32(logits: Float32Array, labels: Int32Array, loss: Float64Array, n: number, v: number, gradScale: number, predicted?: Int32Array | null): number;
   /** x (n) -> out (n), inverted dropout with the splitmix64 counter mask. */
   gradDropoutF32(x: Float32Array, out: Float32Array, n: number, p: number, seed: number): number;
   /** a, b (n) -> out (n) = a + s b; out may be a. */

@@ -77,10 +77,10 @@ export const nativeGrad: GradOps = {
   },
 
   // logits (N, V) -> gradient in place; losses (N) f64
-  crossEntropyInPlace(logits, labels, gradScale) {
-    const { n, v } = checks.crossEntropy(logits, labels, gradScale);
+  crossEntropyInPlace(logits, labels, gradScale, predicted) {
+    const { n, v } = checks.crossEntropy(logits, labels, gradScale, predicted);
     const loss = new Float64Array(n);
-    check(native().gradCrossEntropyF32(f32(logits), labels, loss, n, v, gradScale), 'grad_cross_entropy_f32');
+    check(native().gradCrossEntropyF32(f32(logits), labels, loss, n, v, gradScale, predicted ?? null), 'grad_cross_entropy_f32');
     return loss;
   },
 

@@ -8,7 +8,7 @@ import type { FTensor, GradOps } from '../backend.js';
 import { matmulDims } from '../native/gemm.js';
 import { refGradChecks as checks } from '../nn-checks.js';
 import { refGemmInto } from './gemm.js';
-import { attentionScores } from './nn.js';
+import { argmax, attentionScores } from './nn.js';
 
 const MASK64 = (1n << 64n) - 1n;
 
@@ -153,8 +153,9 @@ export const refGrad: GradOps = {
   },
 
   // logits (N, V) -> gradScale (softmax - onehot) in place; losses (N) = logsumexp - logit[label]
-  crossEntropyInPlace(logits, labels, gradScale) {
-    const { n, v } = checks.crossEntropy(logits, labels, gradScale);
+  crossEntropyInPlace(logits, labels, gradScale, predicted) {
+    const { n, v } = checks.crossEntropy(logits, labels, gradScale, predicted);
+    if (predicted !== undefined) predicted.set(argmax(logits));
     const bad = labels.findIndex((l) => l !== -100 && (l < 0 || l >= v));
     if (bad >= 0) throw new ShapeError(`crossEntropyInPlace: label ${labels[bad]} at row ${bad} is outside [0, ${v}) and not -100 (ignored)`, 'check the labels were built with the model\'s vocab_size');
     const loss = new Float64Array(n);
