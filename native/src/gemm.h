@@ -28,6 +28,26 @@ ft_status gemm_bf16_mixed(const void* a, bool a_f32, size_t na, const void* b, b
                           size_t nbias, float* c, size_t nc, int64_t M, int64_t N, int64_t K, bool transA, bool transB,
                           bool accumulate);
 
+// One output of gemm_bf16_multi: c (M,N) [+]= op(A) op(b), b (K,N)|(N,K) f32 or bf16.
+struct gemm_multi_out {
+  const void* b;
+  bool b_f32;
+  size_t nb;
+  float* c;
+  size_t nc;
+  int64_t N;
+  bool transB;
+  bool accumulate;
+};
+constexpr int GEMM_MULTI_MAX = 8;
+
+// Several products sharing the operand A (gemm_bf16_mixed each, bit-identical to separate
+// calls): the blocked driver packs A once for all of them, as if their B were concatenated
+// along N. A fused LoRA layer computes x W^T and x A^T this way, and dY W with dY B.
+// 1 <= n <= GEMM_MULTI_MAX.
+ft_status gemm_bf16_multi(const void* a, bool a_f32, size_t na, int64_t M, int64_t K, bool transA,
+                          const gemm_multi_out* outs, int n);
+
 // ---- casts (cast_ref.cc dispatchers): x (n) -> y (n)
 ft_status cast_f32_bf16(const float* x, size_t nx, uint16_t* y, size_t ny, int64_t n);
 ft_status cast_bf16_f32(const uint16_t* x, size_t nx, float* y, size_t ny, int64_t n);
@@ -132,8 +152,37 @@ ft_status gemm_blocked(const gemm_kernel& k, gemm_src asrc, const void* a, gemm_
 // The blocked product with a 4-bit B: forward c (M,N) = a (M,K) W(N,K)^T [+ bias], or
 // with backward c (M,K) = a (M,N) W(N,K). a is f32 or bf16 (asrc); the B packer decodes
 // W with `dec` into `kind` values (Q4_OUT_BF16 when k.kpair = 2). Dims already checked.
+// c_s (M, N_s) [+]= op(A) op(B_s) for n outputs sharing A, packed once (gemm_bf16_multi).
+struct gemm_blocked_out {
+  gemm_src bsrc;
+  const void* b;
+  bool transB;
+  float* c;
+  int64_t N;
+  bool accumulate;
+};
+ft_status gemm_blocked_multi(const gemm_kernel& k, gemm_src asrc, const void* a, bool transA, int64_t M, int64_t K,
+                             const gemm_blocked_out* outs, int n);
+
 ft_status gemm_blocked_q4(const gemm_kernel& k, gemm_src asrc, const void* a, const q4_weight& w, q4_decode_fn dec,
                           int32_t kind, bool backward, const float* bias, float* c, int64_t M);
+
+// ---- products with one short side summed over a long K (gemm_skinny_avx512.cc):
+// c [+]= X^T Y with X (T, W), Y (T, R) row-major, R <= 16: c is (W, R) when c_wr, else
+// (R, W). Each source f32 (rounded to bf16 first when `round`) or bf16. The dispatchers
+// run op(A) = A^T, op(B) = B products with M or N <= 16 and no bias through it on AVX-512.
+struct gemm_skinny_args {
+  const void* x;
+  bool x_f32;
+  const void* y;
+  bool y_f32;
+  bool round;
+  int64_t T, W, R;
+  float* c;
+  bool c_wr;
+  bool accumulate;
+};
+ft_status gemm_skinny_tn_avx512(const gemm_skinny_args& g);
 
 // ---- the small-M path (gemv_driver.cc): y (M,N) [+]= x (M,K) W(N,K)^T [+ bias], no packing.
 //

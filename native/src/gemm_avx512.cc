@@ -83,16 +83,6 @@ void gemm_micro_bf16_avx512(int64_t kc, const void* ap_, const void* bp_, float*
   STORE_C_TILE(acc, c, ldc, beta0);
 }
 
-// 16 f32 lanes rounded to bf16 as ft_f32_to_bf16 (cast_avx512.cc's integer rounding, not
-// vcvtneps2bf16, which reads subnormals as zero): the bf16 pattern in each lane's low half.
-inline __m512i round_bf16(__m512 x) {
-  const __m512i u = _mm512_castps_si512(x);
-  const __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)), _mm512_set1_epi32(0x7f800000));
-  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
-  const __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), lsb)), 16);
-  return _mm512_mask_blend_epi32(nan, r, _mm512_or_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40)));
-}
-
 // Rows contiguous (rs == 1): for each k pair, rows r.. of source rows k and k+1 round and
 // interleave into 16 (lo, hi) pairs, stored contiguously at pair-row k/2.
 void pack_pairs_rows(const float* p, int64_t ks, int64_t nr, int64_t R, int64_t kc, uint32_t* dst) {

@@ -59,6 +59,34 @@ Napi::Value GemmBf16Mixed(const Napi::CallbackInfo& info) {
                                             bool_arg(info, 8)));
 }
 
+// gemmBf16Multi(a, M, K, transA, outs) -> status; outs an array of [b, c, N, transB,
+// accumulate], a and each b a Float32Array (rounded while packed) or a Uint16Array (bf16)
+Napi::Value GemmBf16Multi(const Napi::CallbackInfo& info) {
+  Operand a = operand_arg(info, 0);
+  Napi::Value list = info[4];
+  if (!list.IsArray()) throw Napi::TypeError::New(info.Env(), "argument 4 must be an array of outputs");
+  Napi::Array arr = list.As<Napi::Array>();
+  const uint32_t n = arr.Length();
+  if (n < 1 || n > (uint32_t)GEMM_MULTI_MAX) throw Napi::RangeError::New(info.Env(), "gemmBf16Multi: 1 to 8 outputs");
+  gemm_multi_out outs[GEMM_MULTI_MAX];
+  for (uint32_t s = 0; s < n; s++) {
+    Napi::Value e = arr.Get(s);
+    if (!e.IsArray()) throw Napi::TypeError::New(info.Env(), "gemmBf16Multi: each output is [b, c, N, transB, accumulate]");
+    Napi::Array o = e.As<Napi::Array>();
+    Napi::Value bv = o.Get(0u), cv = o.Get(1u);
+    if (!bv.IsTypedArray() || !cv.IsTypedArray() || cv.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+      throw Napi::TypeError::New(info.Env(), "gemmBf16Multi: b must be a Float32Array or Uint16Array, c a Float32Array");
+    Napi::TypedArray bt = bv.As<Napi::TypedArray>();
+    Napi::Float32Array ct = cv.As<Napi::Float32Array>();
+    const bool b_f32 = bt.TypedArrayType() == napi_float32_array;
+    if (!b_f32 && bt.TypedArrayType() != napi_uint16_array) throw Napi::TypeError::New(info.Env(), "gemmBf16Multi: b must be a Float32Array or Uint16Array");
+    const void* bp = static_cast<const char*>(bt.ArrayBuffer().Data()) + bt.ByteOffset();
+    outs[s] = gemm_multi_out{bp, b_f32, bt.ElementLength(), ct.Data(), ct.ElementLength(),
+                             o.Get(2u).As<Napi::Number>().Int64Value(), o.Get(3u).ToBoolean().Value(), o.Get(4u).ToBoolean().Value()};
+  }
+  return status_value(info, gemm_bf16_multi(a.p, a.f32, a.n, int_arg(info, 1), int_arg(info, 2), bool_arg(info, 3), outs, (int)n));
+}
+
 // castF32ToBf16(x, y, n) -> status
 Napi::Value CastF32ToBf16(const Napi::CallbackInfo& info) {
   View<float> x = f32_arg(info, 0);
@@ -86,6 +114,7 @@ void register_gemm(Napi::Env env, Napi::Object exports) {
   exports.Set("gemmF32", Napi::Function::New(env, GemmF32));
   exports.Set("gemmBf16", Napi::Function::New(env, GemmBf16));
   exports.Set("gemmBf16Mixed", Napi::Function::New(env, GemmBf16Mixed));
+  exports.Set("gemmBf16Multi", Napi::Function::New(env, GemmBf16Multi));
   exports.Set("castF32ToBf16", Napi::Function::New(env, CastF32ToBf16));
   exports.Set("castBf16ToF32", Napi::Function::New(env, CastBf16ToF32));
   exports.Set("castF16ToF32", Napi::Function::New(env, CastF16ToF32));

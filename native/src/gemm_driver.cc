@@ -226,18 +226,38 @@ Share share_of(bool split_m, int64_t tiles, int64_t panels, int t, int T) {
   return Share{0, tiles, panels * t / T, panels * (t + 1) / T};
 }
 
-// The blocked product c (M,N) [+]= op(A) op(B) [+ bias] over packed panels of sa and sb.
-ft_status run_blocked(const gemm_kernel& g, const Src& sa, const Src& sb, const float* bias, float* c, int64_t M,
-                      int64_t N, int64_t K, bool accumulate) {
-  if (M == 0 || N == 0) return FT_OK;
+// One output of a blocked product: c (M, n) [+]= op(A) op(B) with this B.
+struct Seg {
+  Src b;
+  float* c;
+  int64_t n;
+  bool accumulate;
+  int64_t p0;  // its first NR panel in the product's panel sequence
+};
+
+// The products c_s (M, n_s) [+]= op(A) op(B_s) [+ bias on segment 0] of several B sharing
+// one A, over packed panels: the segments' NR-column panels run as one sequence (each
+// segment padded to whole panels), so A is packed once for all of them. Each C element
+// is summed exactly as in a product of its own segment alone (same K slices, same order).
+ft_status run_segments(const gemm_kernel& g, const Src& sa, Seg* segs, int nsegs, const float* bias, int64_t M,
+                       int64_t K) {
+  const int64_t MR = g.mr, NR = g.nr, es = g.kpair == 2 ? 2 : 4;
+  int64_t P = 0;  // panels in all
+  for (int s = 0; s < nsegs; s++) {
+    segs[s].p0 = P;
+    P += (segs[s].n + NR - 1) / NR;
+  }
+  if (M == 0 || P == 0) return FT_OK;
   if (K == 0) {  // c = bias or 0, c += bias or nothing
-    if (bias) add_bias(bias, c, M, N, accumulate);
-    else if (!accumulate) std::memset(c, 0, (size_t)(M * N) * 4);
+    for (int s = 0; s < nsegs; s++) {
+      if (s == 0 && bias) add_bias(bias, segs[0].c, M, segs[0].n, segs[0].accumulate);
+      else if (!segs[s].accumulate) std::memset(segs[s].c, 0, (size_t)(M * segs[s].n) * 4);
+    }
     return FT_OK;
   }
-  const int64_t MR = g.mr, NR = g.nr, es = g.kpair == 2 ? 2 : 4;
+  const int64_t ncp = g.nc / NR;  // panels per column block
   const int64_t kc_max = round_up(K < g.kc ? K : g.kc, 2);
-  const int64_t nc_max = round_up(N < g.nc ? N : g.nc, NR);
+  const int64_t nc_max = (P < ncp ? P : ncp) * NR;
   const int64_t mc_max = round_up(M < g.mc ? M : g.mc, MR);
   const int64_t tiles = (M + MR - 1) / MR;
   int T = omp_get_max_threads();
@@ -250,25 +270,31 @@ ft_status run_blocked(const gemm_kernel& g, const Src& sa, const Src& sb, const 
   char *bpack = bscratch.get(), *apack = ascratch.get();
   if (!bpack || !apack) return FT_ERR_ALLOC;
   if (bias) {  // after the allocations, so a failed call leaves c untouched
-    add_bias(bias, c, M, N, accumulate);
-    accumulate = true;
+    add_bias(bias, segs[0].c, M, segs[0].n, segs[0].accumulate);
+    segs[0].accumulate = true;
   }
+  // panel p (global) -> its segment
+  auto seg_of = [&](int64_t p) -> const Seg& {
+    int s = nsegs - 1;
+    while (s > 0 && segs[s].p0 > p) s--;
+    return segs[s];
+  };
 
 #pragma omp parallel num_threads(T)
   {
     const int t = omp_get_thread_num(), nt = omp_get_num_threads();
     char* my_a = apack + round_up((int64_t)a_bytes, 64) * t;
     alignas(64) float edge[1024];  // one MR x NR tile (MR*NR <= 1024)
-    for (int64_t jc = 0; jc < N; jc += g.nc) {
-      const int64_t nc = N - jc < g.nc ? N - jc : g.nc, panels = (nc + NR - 1) / NR;
+    for (int64_t pb = 0; pb < P; pb += ncp) {
+      const int64_t panels = P - pb < ncp ? P - pb : ncp;
       const Share sh = share_of(split_m, tiles, panels, t, nt);
       for (int64_t pc = 0; pc < K; pc += g.kc) {
         const int64_t kc = K - pc < g.kc ? K - pc : g.kc, kcp = round_up(kc, g.kpair);
-        const bool beta0 = pc == 0 && !accumulate;
 #pragma omp for schedule(static)
         for (int64_t p = 0; p < panels; p++) {
-          const int64_t j0 = jc + p * NR, nr = N - j0 < NR ? N - j0 : NR;
-          pack_panel(g, sb, j0, nr, NR, pc, kc, bpack + p * NR * kcp * es);
+          const Seg& sg = seg_of(pb + p);
+          const int64_t j0 = (pb + p - sg.p0) * NR, nr = sg.n - j0 < NR ? sg.n - j0 : NR;
+          pack_panel(g, sg.b, j0, nr, NR, pc, kc, bpack + p * NR * kcp * es);
         }
         for (int64_t ic = sh.t0 * MR; ic < sh.t1 * MR && ic < M; ic += g.mc) {
           const int64_t m_end = sh.t1 * MR < M ? sh.t1 * MR : M;
@@ -278,19 +304,21 @@ ft_status run_blocked(const gemm_kernel& g, const Src& sa, const Src& sb, const 
             pack_panel(g, sa, i0, mr, MR, pc, kc, my_a + r * MR * kcp * es);
           }
           for (int64_t p = sh.p0; p < sh.p1; p++) {
-            const int64_t j0 = jc + p * NR, nr = N - j0 < NR ? N - j0 : NR;
+            const Seg& sg = seg_of(pb + p);
+            const int64_t j0 = (pb + p - sg.p0) * NR, nr = sg.n - j0 < NR ? sg.n - j0 : NR, ldc = sg.n;
+            const bool beta0 = pc == 0 && !sg.accumulate;
             const char* bp = bpack + p * NR * kcp * es;
             for (int64_t r = 0; r < mtiles; r++) {
               const int64_t i0 = ic + r * MR, mr = M - i0 < MR ? M - i0 : MR;
               const char* ap = my_a + r * MR * kcp * es;
-              float* ct = c + i0 * N + j0;
+              float* ct = sg.c + i0 * ldc + j0;
               if (mr == MR && nr == NR) {
-                g.micro(kcp, ap, bp, ct, N, beta0);
+                g.micro(kcp, ap, bp, ct, ldc, beta0);
                 continue;
               }
               g.micro(kcp, ap, bp, edge, NR, true);
               for (int64_t i = 0; i < mr; i++)
-                for (int64_t j = 0; j < nr; j++) ct[i * N + j] = beta0 ? edge[i * NR + j] : ct[i * N + j] + edge[i * NR + j];
+                for (int64_t j = 0; j < nr; j++) ct[i * ldc + j] = beta0 ? edge[i * NR + j] : ct[i * ldc + j] + edge[i * NR + j];
             }
           }
         }
@@ -301,6 +329,13 @@ ft_status run_blocked(const gemm_kernel& g, const Src& sa, const Src& sb, const 
   return FT_OK;
 }
 
+// The blocked product c (M,N) [+]= op(A) op(B) [+ bias]: one segment.
+ft_status run_blocked(const gemm_kernel& g, const Src& sa, const Src& sb, const float* bias, float* c, int64_t M,
+                      int64_t N, int64_t K, bool accumulate) {
+  Seg seg{sb, c, N, accumulate, 0};
+  return run_segments(g, sa, &seg, 1, bias, M, K);
+}
+
 }  // namespace
 
 ft_status gemm_blocked(const gemm_kernel& g, gemm_src asrc, const void* a, gemm_src bsrc, const void* b,
@@ -309,6 +344,19 @@ ft_status gemm_blocked(const gemm_kernel& g, gemm_src asrc, const void* a, gemm_
   const Src sa = transA ? Src{asrc, a, 1, M, nullptr, nullptr, 0} : Src{asrc, a, K, 1, nullptr, nullptr, 0};
   const Src sb = transB ? Src{bsrc, b, K, 1, nullptr, nullptr, 0} : Src{bsrc, b, 1, N, nullptr, nullptr, 0};
   return run_blocked(g, sa, sb, bias, c, M, N, K, accumulate);
+}
+
+ft_status gemm_blocked_multi(const gemm_kernel& g, gemm_src asrc, const void* a, bool transA, int64_t M, int64_t K,
+                             const gemm_blocked_out* outs, int n) {
+  if (n < 1 || n > GEMM_MULTI_MAX) return FT_ERR_ARG;
+  const Src sa = transA ? Src{asrc, a, 1, M, nullptr, nullptr, 0} : Src{asrc, a, K, 1, nullptr, nullptr, 0};
+  Seg segs[GEMM_MULTI_MAX];
+  for (int s = 0; s < n; s++) {
+    const gemm_blocked_out& o = outs[s];
+    const Src sb = o.transB ? Src{o.bsrc, o.b, K, 1, nullptr, nullptr, 0} : Src{o.bsrc, o.b, 1, o.N, nullptr, nullptr, 0};
+    segs[s] = Seg{sb, o.c, o.N, o.accumulate, 0};
+  }
+  return run_segments(g, sa, segs, n, nullptr, M, K);
 }
 
 ft_status gemm_blocked_q4(const gemm_kernel& g, gemm_src asrc, const void* a, const q4_weight& w, q4_decode_fn dec,

@@ -31,6 +31,21 @@ ft_status check_dims(size_t na, size_t nb, const float* bias, size_t nbias, size
   return FT_OK;
 }
 
+// c (M,N) [+]= A^T B (A (K,M), B (K,N)) with M or N <= 16, no bias, on AVX-512: the
+// skinny kernel (gemm.h), which streams the long operand once instead of packing it for a
+// half-empty tile. Returns false when the product is not of that kind.
+bool skinny_shape(int64_t M, int64_t N, int64_t K, bool transA, bool transB, const float* bias) {
+  return ft_active_isa() == FT_ISA_AVX512 && transA && !transB && !bias && K >= 64 && M > 0 && N > 0 && (M <= 16 || N <= 16);
+}
+
+bool skinny(const void* a, bool a_f32, const void* b, bool b_f32, bool round, const float* bias, float* c, int64_t M,
+            int64_t N, int64_t K, bool transA, bool transB, bool accumulate, ft_status* st) {
+  if (!skinny_shape(M, N, K, transA, transB, bias)) return false;
+  if (N <= 16) *st = gemm_skinny_tn_avx512({a, a_f32, b, b_f32, round, K, M, N, c, true, accumulate});
+  else *st = gemm_skinny_tn_avx512({b, b_f32, a, a_f32, round, K, N, M, c, false, accumulate});
+  return true;
+}
+
 // out = (accumulate ? c : 0) [+ bias] + s, in the order the blocked driver uses.
 inline float finish(float c, float s, const float* bias, int64_t j, bool accumulate) {
   float base = accumulate ? c : 0.0f;
@@ -82,6 +97,7 @@ ft_status gemm_f32(const float* a, size_t na, const float* b, size_t nb, const f
                            : isa == FT_ISA_AVX2 ? gemv_kernel_f32_avx2 : gemv_kernel_f32_ref;
     return gemv_rows(g, a, b, bias, c, M, N, K, accumulate);
   }
+  if (skinny(a, true, b, true, false, bias, c, M, N, K, transA, transB, accumulate, &s)) return s;
   switch (ft_active_isa()) {
     case FT_ISA_AVX512:
       return gemm_blocked(gemm_kernel_f32_avx512, GEMM_SRC_F32, a, GEMM_SRC_F32, b, bias, c, M, N, K, transA, transB, accumulate);
@@ -103,6 +119,7 @@ ft_status gemm_bf16(const uint16_t* a, size_t na, const uint16_t* b, size_t nb, 
                            : isa != FT_ISA_SCALAR ? gemv_kernel_bf16_avx2 : gemv_kernel_bf16_ref;
     return gemv_rows(g, a, b, bias, c, M, N, K, accumulate);
   }
+  if (skinny(a, false, b, false, true, bias, c, M, N, K, transA, transB, accumulate, &s)) return s;
   switch (ft_active_isa()) {
     case FT_ISA_AVX512: {
       const gemm_kernel& k = ft_cpu_has_avx512bf16() ? gemm_kernel_bf16_avx512 : gemm_kernel_f32_avx512;
@@ -150,9 +167,41 @@ ft_status gemm_bf16_mixed(const void* a, bool a_f32, size_t na, const void* b, b
     std::free(bb);
     return s;
   }
+  if (skinny(a, a_f32, b, b_f32, true, bias, c, M, N, K, transA, transB, accumulate, &s)) return s;
   const gemm_src as = a_f32 ? GEMM_SRC_F32_BF16 : GEMM_SRC_BF16, bs = b_f32 ? GEMM_SRC_F32_BF16 : GEMM_SRC_BF16;
   const gemm_kernel& k = isa == FT_ISA_AVX2                ? gemm_kernel_f32_avx2
                          : ft_cpu_has_avx512bf16()         ? gemm_kernel_bf16_avx512
                                                            : gemm_kernel_f32_avx512;
   return gemm_blocked(k, as, a, bs, b, bias, c, M, N, K, transA, transB, accumulate);
+}
+
+ft_status gemm_bf16_multi(const void* a, bool a_f32, size_t na, int64_t M, int64_t K, bool transA,
+                          const gemm_multi_out* outs, int n) {
+  if (n < 1 || n > GEMM_MULTI_MAX) return FT_ERR_ARG;
+  bool separate = ft_active_isa() == FT_ISA_SCALAR;
+  for (int s = 0; s < n; s++) {
+    const gemm_multi_out& o = outs[s];
+    const ft_status st = check_dims(na, o.nb, nullptr, 0, o.nc, M, o.N, K);
+    if (st != FT_OK) return st;
+    separate = separate || use_gemv(M, transA, o.transB) || skinny_shape(M, o.N, K, transA, o.transB, nullptr);
+  }
+  if (separate) {  // no shared packing step (or not the blocked one): the products one by one
+    for (int s = 0; s < n; s++) {
+      const gemm_multi_out& o = outs[s];
+      const ft_status st = gemm_bf16_mixed(a, a_f32, na, o.b, o.b_f32, o.nb, nullptr, 0, o.c, o.nc, M, o.N, K, transA,
+                                           o.transB, o.accumulate);
+      if (st != FT_OK) return st;
+    }
+    return FT_OK;
+  }
+  // The kernel gemm_bf16_mixed (or gemm_bf16, both operands bf16) picks on this ISA.
+  const ft_isa isa = ft_active_isa();
+  const gemm_kernel& k = isa == FT_ISA_AVX2 ? gemm_kernel_f32_avx2
+                         : ft_cpu_has_avx512bf16() ? gemm_kernel_bf16_avx512 : gemm_kernel_f32_avx512;
+  gemm_blocked_out bo[GEMM_MULTI_MAX];
+  for (int s = 0; s < n; s++) {
+    const gemm_multi_out& o = outs[s];
+    bo[s] = gemm_blocked_out{o.b_f32 ? GEMM_SRC_F32_BF16 : GEMM_SRC_BF16, o.b, o.transB, o.c, o.N, o.accumulate};
+  }
+  return gemm_blocked_multi(k, a_f32 ? GEMM_SRC_F32_BF16 : GEMM_SRC_BF16, a, transA, M, K, bo, n);
 }

@@ -18,6 +18,16 @@
 // Lane mask for the first min(rem, 16) lanes.
 static inline __mmask16 mask16(int64_t rem) { return rem >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << rem) - 1u); }
 
+// 16 f32 lanes rounded to bf16 as ft_f32_to_bf16 (cast_avx512.cc's integer rounding, not
+// vcvtneps2bf16, which reads subnormals as zero): the bf16 pattern in each lane's low half.
+static inline __m512i round_bf16(__m512 x) {
+  const __m512i u = _mm512_castps_si512(x);
+  const __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)), _mm512_set1_epi32(0x7f800000));
+  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+  const __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), lsb)), 16);
+  return _mm512_mask_blend_epi32(nan, r, _mm512_or_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40)));
+}
+
 // Max of x (n), n >= 1.
 static inline float max_of(const float* x, int64_t n) {
   const __m512 ninf = _mm512_set1_ps(-INFINITY);

@@ -91,11 +91,20 @@ export function loraLinear(ctx: LowRankContext, x: FTensor, base: LowRankBase, a
   const [r = 0, k = 0] = ad.a.shape;
   const m = x.size / k, n = ad.b.shape[0] ?? 0;
   const x2 = x.reshape([m, k]);
-  const y = baseForward(be, x, base, w, m, round);
   const seed = ctx.seed, p = ad.dropout;
   const xd = seed === undefined ? x2 : be.dropout(x2, p, seed);
+  // Under autocast a dense base without bias and without dropout shares x's packing with
+  // A (one product of x with W and A side by side; the same bits as two).
+  const shared = bf16 && base.kind === 'dense' && base.bias === undefined && seed === undefined;
   const hs = Tensor.empty([m, r], bf16 ? 'f32' : xd.dtype); // (M, R) = A dropout(x), then times scaling
-  productInto(be, bf16, hs, xd, a, { transB: true });
+  let y: FTensor;
+  if (shared) {
+    y = Tensor.empty([...x.shape.slice(0, -1), n], 'f32');
+    be.matmulBf16MultiInto(x2, [{ c: y.reshape([m, n]), b: w ?? base.weight, transB: true }, { c: hs, b: a, transB: true }]);
+  } else {
+    y = baseForward(be, x, base, w, m, round);
+    productInto(be, bf16, hs, xd, a, { transB: true });
+  }
   be.scaleInPlace(hs, ad.scaling);
   productInto(be, bf16, y, hs, b, { transB: true, accumulate: true });
   const tracks = (t: Tensor | undefined): boolean => tape?.tracks(t) ?? false;
@@ -103,13 +112,17 @@ export function loraLinear(ctx: LowRankContext, x: FTensor, base: LowRankBase, a
     const g2 = g.reshape([m, n]);
     const needU = tracks(x) || tracks(ad.a);
     const u = needU ? Tensor.empty([m, r], bf16 ? 'f32' : g.dtype) : undefined; // (M, R) = dY B, then times scaling
-    if (u !== undefined) {
-      productInto(be, bf16, u, g2, b, {});
-      be.scaleInPlace(u, ad.scaling);
-    }
     let dx: FTensor | undefined;
+    if (u !== undefined && tracks(x) && bf16 && base.kind === 'dense') {
+      // dY W and dY B side by side, dY packed once (as in forward)
+      dx = Tensor.empty([m, k], 'f32');
+      be.matmulBf16MultiInto(g2, [{ c: dx, b: w ?? base.weight }, { c: u, b }]);
+    } else if (u !== undefined) {
+      productInto(be, bf16, u, g2, b, {});
+    }
+    if (u !== undefined) be.scaleInPlace(u, ad.scaling);
     if (tracks(x) && u !== undefined) {
-      dx = baseBackwardInput(be, g2, base, w, round);
+      dx ??= baseBackwardInput(be, g2, base, w, round);
       if (seed === undefined) {
         productInto(be, bf16, dx, u, a, { accumulate: true });
       } else {

@@ -9,6 +9,14 @@ import type { Tensor } from '../tensor/tensor.js';
 import type { FloatDType } from '../tensor/dtype.js';
 import type { Quant4Weight, QuantType } from '../quant/types.js';
 
+/** One output of Backend.matmulBf16MultiInto: c [+]= op(a) op(b). */
+export interface Bf16Output {
+  c: FTensor;
+  b: Tensor;
+  transB?: boolean;
+  accumulate?: boolean;
+}
+
 /**
  * A float activation or gradient: f32, or f64 on the reference backend (finite-difference
  * gradient checks). Ops return the dtype of their float inputs; the native backend
@@ -32,6 +40,12 @@ export interface GemmOps {
    * dW = dY^T X uses it with f32 dY and X.
    */
   matmulBf16Into(c: FTensor, a: Tensor, b: Tensor, opts?: { transA?: boolean; transB?: boolean; accumulate?: boolean }): void;
+  /**
+   * Several matmulBf16Into products sharing the operand a, each bit-identical to its own
+   * call: the native backend packs a once for all of them (the fused LoRA layer computes
+   * x W^T with x A^T, and dY W with dY B, this way). 1 to 8 outputs.
+   */
+  matmulBf16MultiInto(a: Tensor, outs: readonly Bf16Output[], opts?: { transA?: boolean }): void;
   /**
    * Linear layer: x (..., K) times w (N, K) transposed, plus bias (N) if given -> (..., N) f32.
    * w is f32 or bf16; with bf16 w, x is rounded to bf16 and products accumulate in f32.

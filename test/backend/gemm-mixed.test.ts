@@ -163,3 +163,41 @@ test('gemmBf16Mixed checks buffer sizes (status 1) and dims (status 2)', () => {
     assert.equal(n.gemmBf16Mixed(f(6), h(12), f(8), 2, 4, 3, false, false, false), 0);
   });
 });
+
+test('matmulBf16MultiInto: each output is bit-identical to its own matmulBf16Into, on every ISA and in the reference', () => {
+  const rng = new Rng(91);
+  // [M, K, [N, transB, dtype of b, accumulate] per output]: a LoRA layer's forward
+  // (x W^T, x A^T), its backward (dY W, dY B), panel edges (N 50, 16, 40), M not a
+  // multiple of 14, K past one KC block, the small-M path, and transA.
+  const cases: Array<[number, number, boolean, Array<[number, boolean, 'f32' | 'bf16', boolean]>]> = [
+    [70, 96, false, [[64, true, 'bf16', false], [16, true, 'f32', false]]],
+    [45, 1100, false, [[50, false, 'f32', false], [16, false, 'f32', true], [40, true, 'bf16', true]]],
+    [3, 64, false, [[48, true, 'bf16', false], [8, true, 'f32', false]]],
+    [33, 70, true, [[32, false, 'f32', false], [17, true, 'bf16', true]]],
+  ];
+  for (const [M, K, transA, outs] of cases) {
+    for (const adt of ['f32', 'bf16'] as const) {
+      scope(() => {
+        const a = tensorOf(awkward(rng, M * K), transA ? [K, M] : [M, K], adt);
+        const bs = outs.map(([N, tB, bdt]) => tensorOf(awkward(rng, N * K), tB ? [N, K] : [K, N], bdt));
+        const init = outs.map(([N]) => rng.normals(M * N));
+        for (const [name, ops] of [['native', nativeGemm], ['ref', refGemm]] as const) {
+          eachIsa((isa) => {
+            const want = outs.map(([N, tB, , acc], s) => {
+              const c = Tensor.from([M, N], 'f32', init[s] ?? []);
+              ops.matmulBf16Into(c, a, bs[s] ?? a, { transA, transB: tB, accumulate: acc });
+              return c;
+            });
+            const got = outs.map(([N], s) => Tensor.from([M, N], 'f32', init[s] ?? []));
+            ops.matmulBf16MultiInto(a, outs.map(([, tB, , acc], s) => ({ c: got[s] ?? a as Tensor<'f32'>, b: bs[s] ?? a, transB: tB, accumulate: acc })), { transA });
+            got.forEach((g, s) => assert.deepEqual(g.data, want[s]?.data, `${name} ${isa} M=${M} K=${K} a=${adt} output ${s}`));
+          });
+        }
+      });
+    }
+  }
+  // Outputs must agree with a on M and K.
+  const a = Tensor.zeros([4, 8], 'f32');
+  assert.throws(() => nativeGemm.matmulBf16MultiInto(a, [{ c: Tensor.zeros([4, 2], 'f32'), b: Tensor.zeros([2, 9], 'f32'), transB: true }]), /matmul|gemm/);
+  assert.throws(() => nativeGemm.matmulBf16MultiInto(a, []), /1 to 8/);
+});

@@ -247,6 +247,47 @@ test('gemm is deterministic: bit-identical on repeat and for 1 or 2 threads', ()
   });
 });
 
+// Skinny path (AVX-512): A^T B with M or N <= 16 summed over a long K, the LoRA gradients
+// dB = dY^T h and dA = u^T x. R = 16 is the unrolled case; W = 40 leaves a partial lane
+// block; K = 2048 is a sequence of tokens.
+test('gemm A^T B with a side <= 16: native matches ref, mixed equals cast-then-gemm, any thread count', () => {
+  const rng = new Rng(12);
+  const threads = native().threads();
+  for (const [M, N, K] of [[40, 16, 2048], [16, 40, 300], [37, 5, 100], [7, 64, 64], [16, 16, 70]] as const) {
+    for (const dtype of ['f32', 'bf16', 'mixed'] as const) {
+      scope(() => {
+        const a = randomTensor(rng, [K, M], dtype === 'mixed' ? 'f32' : dtype), b = randomTensor(rng, [K, N], dtype === 'mixed' ? 'f32' : dtype);
+        const ab = dtype === 'mixed' ? refGemm.cast(a, 'bf16') : a, bb = dtype === 'mixed' ? refGemm.cast(b, 'bf16') : b;
+        const c0 = Tensor.from([M, N], 'f32', rng.normals(M * N));
+        for (const accumulate of [false, true]) {
+          const spec: GemmSpec = { M, N, K, transA: true, accumulate };
+          const want = Tensor.from([M, N], 'f32', c0.data);
+          refGemmInto(want, ab, bb, spec);
+          const bound = Tensor.from([M, N], 'f32', c0.data.map(Math.abs));
+          refGemmInto(bound, abs(ab), abs(bb), spec);
+          eachIsa((isa) => {
+            const run = (t: number, x: Tensor, y: Tensor): Float32Array => {
+              native().setThreads(t);
+              const got = Tensor.from([M, N], 'f32', c0.data);
+              gemmInto(got, x, y, spec, dtype === 'mixed');
+              return got.data;
+            };
+            try {
+              const what = `${isa} ${dtype} M=${M} N=${N} K=${K} accumulate=${accumulate}`;
+              const got = run(2, a, b);
+              assertClose(got, want.data, bound.data, dtype === 'f32' ? F32_REL : BF16_REL, what);
+              assert.deepEqual(run(1, a, b), got, `${what}: 1 thread`);
+              if (dtype === 'mixed') assert.deepEqual(run(2, ab, bb), got, `${what}: cast first`);
+            } finally {
+              native().setThreads(threads);
+            }
+          });
+        }
+      });
+    }
+  }
+});
+
 /** Runs a native cast kernel on raw bits under every ISA; returns the output bits per ISA. */
 function castBits(kernel: 'castF32ToBf16' | 'castBf16ToF32' | 'castF16ToF32', input: Uint32Array | Uint16Array): Map<Isa, Uint32Array | Uint16Array> {
   const out = new Map<Isa, Uint32Array | Uint16Array>();

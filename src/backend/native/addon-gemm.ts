@@ -18,6 +18,12 @@ export interface GemmAddon {
    */
   gemmBf16Mixed(a: Float32Array | Uint16Array, b: Float32Array | Uint16Array, c: Float32Array, M: number, N: number, K: number,
     transA: boolean, transB: boolean, accumulate: boolean, bias?: Float32Array | null): number;
+  /**
+   * Several gemmBf16Mixed products sharing a: outs are [b, c, N, transB, accumulate], each
+   * c (M,N) [+]= op(a) op(b); a is packed once for all (1 to 8 outputs).
+   */
+  gemmBf16Multi(a: Float32Array | Uint16Array, M: number, K: number, transA: boolean,
+    outs: Array<[Float32Array | Uint16Array, Float32Array, number, boolean, boolean]>): number;
   /** x (n) f32 -> y (n) bf16, round to nearest even. */
   castF32ToBf16(x: Float32Array, y: Uint16Array, n: number): number;
   /** x (n) bf16 -> y (n) f32, exact. */
