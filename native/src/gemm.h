@@ -118,10 +118,10 @@ typedef void (*q4_decode_fn)(const q4_weight& w, int64_t i0, int64_t len, int32_
 // p[r*rs + k*ks], with rs == 1 or ks == 1, rounded as ft_f32_to_bf16 -> dst (kcp/2, R, 2)
 // for rows [0, nr) and k [0, kc); the caller has zeroed rows nr..R-1 and the odd k tail.
 typedef void (*gemm_pack_fn)(const float* p, int64_t rs, int64_t ks, int64_t nr, int64_t R, int64_t kc, uint16_t* dst);
-// Packer for a k-contiguous GEMM_SRC_F32 source into an f32 panel (kpair = 1): element
-// (r, k) at p[r*rs + k] -> dst[k*R + r] for rows [0, nr), k [0, kc); rows nr..R-1 are
-// left to the caller (zeroed).
-typedef void (*gemm_pack_f32_fn)(const float* p, int64_t rs, int64_t nr, int64_t R, int64_t kc, float* dst);
+// Packer for a GEMM_SRC_F32 source into an f32 panel (kpair = 1): element (r, k) at
+// p[r*rs + k*ks], with rs == 1 or ks == 1, -> dst[k*R + r] for rows [0, nr), k [0, kc);
+// rows nr..R-1 are left to the caller (zeroed).
+typedef void (*gemm_pack_f32_fn)(const float* p, int64_t rs, int64_t ks, int64_t nr, int64_t R, int64_t kc, float* dst);
 // The same for a GEMM_SRC_BF16 source (bf16 element (r, k) at p[r*rs + k*ks]), no rounding.
 typedef void (*gemm_pack_bf16_fn)(const uint16_t* p, int64_t rs, int64_t ks, int64_t nr, int64_t R, int64_t kc,
                                   uint16_t* dst);
@@ -133,7 +133,7 @@ struct gemm_kernel {
   int32_t kpair;      // 1: packed f32, 2: packed bf16 pairs
   gemm_pack_fn pack_f32_bf16;  // vector packer for f32 -> bf16 pairs, or null (scalar)
   gemm_pack_bf16_fn pack_bf16; // vector packer for bf16 -> bf16 pairs, or null (scalar)
-  gemm_pack_f32_fn pack_f32;   // vector packer for k-contiguous f32 -> f32 (kpair = 1), or null
+  gemm_pack_f32_fn pack_f32;   // vector packer for f32 -> f32 with k or rows contiguous (kpair = 1), or null
 };
 
 // Micro-kernel tables per ISA (gemm_avx2.cc, gemm_avx512.cc).

@@ -83,12 +83,26 @@ void gemm_micro_bf16_avx512(int64_t kc, const void* ap_, const void* bp_, float*
   STORE_C_TILE(acc, c, ldc, beta0);
 }
 
+// Rows-contiguous packers walk the source down its k rows, `ks` elements apart: a stride
+// the hardware prefetchers do not follow (a transposed gradient dY^T or an activation in
+// a weight gradient, cold from memory), so each k row asks for the same `bytes` PD rows
+// ahead. Prefetching past the panel's last row only touches memory the caller owns
+// nearby or faults silently (prefetches never fault).
+constexpr int64_t PD = 24;
+template <class T>
+inline void prefetch_ahead(const T* x, int64_t ks, int64_t bytes) {
+  const char* q = (const char*)(x + PD * ks);
+  for (int64_t b = 0; b < bytes; b += 64) _mm_prefetch(q + b, _MM_HINT_T0);
+}
+
 // Rows contiguous (rs == 1): for each k pair, rows r.. of source rows k and k+1 round and
 // interleave into 16 (lo, hi) pairs, stored contiguously at pair-row k/2.
 void pack_pairs_rows(const float* p, int64_t ks, int64_t nr, int64_t R, int64_t kc, uint32_t* dst) {
   for (int64_t k = 0; k < kc; k += 2) {
     const float* x0 = p + k * ks;
     const float* x1 = k + 1 < kc ? x0 + ks : nullptr;
+    prefetch_ahead(x0, ks, nr * 4);
+    prefetch_ahead(x0 + ks, ks, nr * 4);
     uint32_t* out = dst + (k >> 1) * R;
     for (int64_t r = 0; r < nr; r += 16) {
       const __mmask16 m = nr - r >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (nr - r)) - 1);
@@ -154,9 +168,21 @@ void gemm_pack_f32_bf16_avx512(const float* p, int64_t rs, int64_t ks, int64_t n
   else pack_pairs_cols(p, rs, nr, R, kc, (uint32_t*)dst);
 }
 
-// The gemm_pack_f32_fn of the f32 kernel: 16 rows x 16 k at a time, one transpose, then
-// each k's 16 rows stored as one (masked) vector.
-void gemm_pack_f32_avx512(const float* p, int64_t rs, int64_t nr, int64_t R, int64_t kc, float* dst) {
+// The gemm_pack_f32_fn of the f32 kernel. Rows contiguous (rs == 1): each k's rows are
+// one or two (masked) vector copies. k contiguous: 16 rows x 16 k at a time, one
+// transpose, then each k's 16 rows stored as one (masked) vector.
+void gemm_pack_f32_avx512(const float* p, int64_t rs, int64_t ks, int64_t nr, int64_t R, int64_t kc, float* dst) {
+  if (rs == 1) {
+    for (int64_t k = 0; k < kc; k++) {
+      const float* x = p + k * ks;
+      prefetch_ahead(x, ks, nr * 4);
+      for (int64_t r = 0; r < nr; r += 16) {
+        const __mmask16 m = mask16(nr - r);
+        _mm512_mask_storeu_ps(dst + k * R + r, m, _mm512_maskz_loadu_ps(m, x + r));
+      }
+    }
+    return;
+  }
   __m512i rows[16];
   for (int64_t kb = 0; kb < kc; kb += 16) {
     const int64_t n = kc - kb < 16 ? kc - kb : 16;
@@ -183,6 +209,8 @@ void gemm_pack_bf16_avx512(const uint16_t* p, int64_t rs, int64_t ks, int64_t nr
   for (int64_t k = 0; k < kc; k += 2) {
     const uint16_t* x0 = p + k * ks;
     const uint16_t* x1 = k + 1 < kc ? x0 + ks : nullptr;
+    prefetch_ahead(x0, ks, nr * 2);
+    prefetch_ahead(x0 + ks, ks, nr * 2);
     uint32_t* out = d + (k >> 1) * R;
     for (int64_t r = 0; r < nr; r += 16) {
       const __mmask16 m = mask16(nr - r);

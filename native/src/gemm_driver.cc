@@ -192,11 +192,11 @@ void pack_panel(const gemm_kernel& g, const Src& s, int64_t r0, int64_t nr, int6
     else g.pack_bf16((const uint16_t*)s.base + r0 * s.rs + k0 * s.ks, s.rs, s.ks, nr, R, kc, (uint16_t*)dst);
     return;
   }
-  if (s.type == GEMM_SRC_F32 && s.ks == 1 && g.pack_f32) {
+  if (s.type == GEMM_SRC_F32 && (s.ks == 1 || s.rs == 1) && g.pack_f32) {
     if (nr < R) {
       for (int64_t k = 0; k < kc; k++) std::memset((float*)dst + k * R + nr, 0, (size_t)(R - nr) * 4);
     }
-    g.pack_f32((const float*)s.base + r0 * s.rs + k0, s.rs, nr, R, kc, (float*)dst);
+    g.pack_f32((const float*)s.base + r0 * s.rs + k0 * s.ks, s.rs, s.ks, nr, R, kc, (float*)dst);
   } else {
     pack_f32(s, r0, nr, R, k0, kc, (float*)dst);
   }

@@ -33,6 +33,8 @@ export interface TrainBenchOptions {
   seed: number;
   /** 4-bit settings for qlora. */
   bnb: BitsAndBytesConfig;
+  /** Called after each step (warm-up ones included), e.g. to start a profile once warm. */
+  onStepEnd?: (step: number) => void;
 }
 
 const median = (xs: number[]): number => {
@@ -77,6 +79,7 @@ export function runTrainBench(o: TrainBenchOptions): Record<string, unknown> {
       opt.push(t3 - t2);
       total.push(t3 - t0);
     }
+    o.onStepEnd?.(step);
   }
   const med = median(total) / 1000;
   const quantLayers = base.namedModules().flatMap(([, m]) => (m instanceof Linear4bit ? [m] : []));
