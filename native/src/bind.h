@@ -45,6 +45,12 @@ inline Napi::Value status_value(const Napi::CallbackInfo& info, ft_status s) { r
 
 // One registration function per kernel family (explicit registry, called from addon.cc).
 void register_core(Napi::Env env, Napi::Object exports);
+// A 4-bit weight object ({codes, map, absmax?, nestedCodes?, ...}, typed in
+// src/backend/native/addon-quant.ts) as the kernels take it (quant_bind.cc); its arrays
+// are borrowed for the duration of the call.
+struct q4_weight;
+q4_weight q4_weight_of(const Napi::Object& o);
+
 void register_gemm(Napi::Env env, Napi::Object exports);
 void register_ops(Napi::Env env, Napi::Object exports);
 void register_grad(Napi::Env env, Napi::Object exports);

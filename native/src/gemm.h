@@ -28,7 +28,10 @@ ft_status gemm_bf16_mixed(const void* a, bool a_f32, size_t na, const void* b, b
                           size_t nbias, float* c, size_t nc, int64_t M, int64_t N, int64_t K, bool transA, bool transB,
                           bool accumulate);
 
-// One output of gemm_bf16_multi: c (M,N) [+]= op(A) op(b), b (K,N)|(N,K) f32 or bf16.
+struct q4_weight;
+// One output of gemm_bf16_multi: c (M,N) [+]= op(A) op(b), b (K,N)|(N,K) f32 or bf16; or,
+// with q4 set, c (M,N) = A W^T (forward, N = W's rows) or A W (q4_backward, N = W's
+// columns) with the 4-bit W decoded to bf16, as q4_linear / q4_linear_bwd with bf16 compute.
 struct gemm_multi_out {
   const void* b;
   bool b_f32;
@@ -38,6 +41,8 @@ struct gemm_multi_out {
   int64_t N;
   bool transB;
   bool accumulate;
+  const q4_weight* q4 = nullptr;
+  bool q4_backward = false;
 };
 constexpr int GEMM_MULTI_MAX = 8;
 
@@ -160,6 +165,10 @@ struct gemm_blocked_out {
   float* c;
   int64_t N;
   bool accumulate;
+  const q4_weight* q4;  // GEMM_SRC_Q4: the weight, its decoder and decode kind
+  q4_decode_fn dec;
+  int32_t kind;
+  bool q4_backward;
 };
 ft_status gemm_blocked_multi(const gemm_kernel& k, gemm_src asrc, const void* a, bool transA, int64_t M, int64_t K,
                              const gemm_blocked_out* outs, int n);

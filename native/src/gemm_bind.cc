@@ -2,6 +2,7 @@
 // src/backend/native/addon-gemm.ts). Arguments are converted only; the kernels check sizes.
 #include "bind.h"
 #include "gemm.h"
+#include "quant.h"
 
 namespace {
 
@@ -60,7 +61,8 @@ Napi::Value GemmBf16Mixed(const Napi::CallbackInfo& info) {
 }
 
 // gemmBf16Multi(a, M, K, transA, outs) -> status; outs an array of [b, c, N, transB,
-// accumulate], a and each b a Float32Array (rounded while packed) or a Uint16Array (bf16)
+// accumulate, backward?]: a and each dense b a Float32Array (rounded while packed) or a
+// Uint16Array (bf16); b may instead be a 4-bit weight object (c = a W^T, or a W with backward)
 Napi::Value GemmBf16Multi(const Napi::CallbackInfo& info) {
   Operand a = operand_arg(info, 0);
   Napi::Value list = info[4];
@@ -69,20 +71,31 @@ Napi::Value GemmBf16Multi(const Napi::CallbackInfo& info) {
   const uint32_t n = arr.Length();
   if (n < 1 || n > (uint32_t)GEMM_MULTI_MAX) throw Napi::RangeError::New(info.Env(), "gemmBf16Multi: 1 to 8 outputs");
   gemm_multi_out outs[GEMM_MULTI_MAX];
+  q4_weight weights[GEMM_MULTI_MAX];
   for (uint32_t s = 0; s < n; s++) {
     Napi::Value e = arr.Get(s);
-    if (!e.IsArray()) throw Napi::TypeError::New(info.Env(), "gemmBf16Multi: each output is [b, c, N, transB, accumulate]");
+    if (!e.IsArray()) throw Napi::TypeError::New(info.Env(), "gemmBf16Multi: each output is [b, c, N, transB, accumulate, backward?]");
     Napi::Array o = e.As<Napi::Array>();
-    Napi::Value bv = o.Get(0u), cv = o.Get(1u);
-    if (!bv.IsTypedArray() || !cv.IsTypedArray() || cv.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
-      throw Napi::TypeError::New(info.Env(), "gemmBf16Multi: b must be a Float32Array or Uint16Array, c a Float32Array");
-    Napi::TypedArray bt = bv.As<Napi::TypedArray>();
+    Napi::Value bv = o.Get(0u), cv = o.Get(1u), nv = o.Get(2u);
+    if (!cv.IsTypedArray() || cv.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array || !nv.IsNumber())
+      throw Napi::TypeError::New(info.Env(), "gemmBf16Multi: c must be a Float32Array and N a number");
     Napi::Float32Array ct = cv.As<Napi::Float32Array>();
-    const bool b_f32 = bt.TypedArrayType() == napi_float32_array;
-    if (!b_f32 && bt.TypedArrayType() != napi_uint16_array) throw Napi::TypeError::New(info.Env(), "gemmBf16Multi: b must be a Float32Array or Uint16Array");
-    const void* bp = static_cast<const char*>(bt.ArrayBuffer().Data()) + bt.ByteOffset();
-    outs[s] = gemm_multi_out{bp, b_f32, bt.ElementLength(), ct.Data(), ct.ElementLength(),
-                             o.Get(2u).As<Napi::Number>().Int64Value(), o.Get(3u).ToBoolean().Value(), o.Get(4u).ToBoolean().Value()};
+    gemm_multi_out& out = outs[s];
+    out = gemm_multi_out{nullptr, false, 0, ct.Data(), ct.ElementLength(), nv.As<Napi::Number>().Int64Value(),
+                         o.Get(3u).ToBoolean().Value(), o.Get(4u).ToBoolean().Value()};
+    if (bv.IsTypedArray()) {
+      Napi::TypedArray bt = bv.As<Napi::TypedArray>();
+      out.b_f32 = bt.TypedArrayType() == napi_float32_array;
+      if (!out.b_f32 && bt.TypedArrayType() != napi_uint16_array) throw Napi::TypeError::New(info.Env(), "gemmBf16Multi: b must be a Float32Array or Uint16Array");
+      out.b = static_cast<const char*>(bt.ArrayBuffer().Data()) + bt.ByteOffset();
+      out.nb = bt.ElementLength();
+    } else if (bv.IsObject()) {
+      weights[s] = q4_weight_of(bv.As<Napi::Object>());
+      out.q4 = &weights[s];
+      out.q4_backward = o.Get(5u).ToBoolean().Value();
+    } else {
+      throw Napi::TypeError::New(info.Env(), "gemmBf16Multi: b must be a typed array or a 4-bit weight object");
+    }
   }
   return status_value(info, gemm_bf16_multi(a.p, a.f32, a.n, int_arg(info, 1), int_arg(info, 2), bool_arg(info, 3), outs, (int)n));
 }

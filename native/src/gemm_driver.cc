@@ -353,7 +353,11 @@ ft_status gemm_blocked_multi(const gemm_kernel& g, gemm_src asrc, const void* a,
   Seg segs[GEMM_MULTI_MAX];
   for (int s = 0; s < n; s++) {
     const gemm_blocked_out& o = outs[s];
-    const Src sb = o.transB ? Src{o.bsrc, o.b, K, 1, nullptr, nullptr, 0} : Src{o.bsrc, o.b, 1, o.N, nullptr, nullptr, 0};
+    Src sb = o.transB ? Src{o.bsrc, o.b, K, 1, nullptr, nullptr, 0} : Src{o.bsrc, o.b, 1, o.N, nullptr, nullptr, 0};
+    if (o.bsrc == GEMM_SRC_Q4) {  // as gemm_blocked_q4: W (N_w, K_w), forward op(B) = W^T, backward W
+      sb = o.q4_backward ? Src{GEMM_SRC_Q4, nullptr, 1, o.q4->K, o.q4, o.dec, o.kind}
+                         : Src{GEMM_SRC_Q4, nullptr, o.q4->K, 1, o.q4, o.dec, o.kind};
+    }
     segs[s] = Seg{sb, o.c, o.N, o.accumulate, 0};
   }
   return run_segments(g, sa, segs, n, nullptr, M, K);

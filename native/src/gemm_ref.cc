@@ -6,6 +6,7 @@
 // (a product of two bf16 values is exact in f32, so both paths compute the same products).
 #include <cstdlib>
 #include "gemm.h"
+#include "quant.h"
 
 namespace {
 
@@ -181,27 +182,52 @@ ft_status gemm_bf16_multi(const void* a, bool a_f32, size_t na, int64_t M, int64
   bool separate = ft_active_isa() == FT_ISA_SCALAR;
   for (int s = 0; s < n; s++) {
     const gemm_multi_out& o = outs[s];
+    if (o.q4) {  // W^T (N_w rows of K_w) forward, W backward; written, not accumulated; A not transposed
+      ft_status st = q4_check(*o.q4);
+      if (st != FT_OK) return st;
+      if (o.accumulate || transA || o.N != (o.q4_backward ? o.q4->K : o.q4->N) || K != (o.q4_backward ? o.q4->N : o.q4->K)) return FT_ERR_ARG;
+      st = check_dims(na, (size_t)(K * o.N), nullptr, 0, o.nc, M, o.N, K);
+      if (st != FT_OK) return st;
+      separate = separate || M <= GEMV_MAX_M;
+      continue;
+    }
     const ft_status st = check_dims(na, o.nb, nullptr, 0, o.nc, M, o.N, K);
     if (st != FT_OK) return st;
     separate = separate || use_gemv(M, transA, o.transB) || skinny_shape(M, o.N, K, transA, o.transB, nullptr);
   }
   if (separate) {  // no shared packing step (or not the blocked one): the products one by one
-    for (int s = 0; s < n; s++) {
+    uint16_t* ab = nullptr;  // a rounded to bf16 once, for the 4-bit products (their x is bf16)
+    ft_status st = FT_OK;
+    for (int s = 0; s < n && st == FT_OK; s++) {
       const gemm_multi_out& o = outs[s];
-      const ft_status st = gemm_bf16_mixed(a, a_f32, na, o.b, o.b_f32, o.nb, nullptr, 0, o.c, o.nc, M, o.N, K, transA,
-                                           o.transB, o.accumulate);
-      if (st != FT_OK) return st;
+      if (!o.q4) {
+        st = gemm_bf16_mixed(a, a_f32, na, o.b, o.b_f32, o.nb, nullptr, 0, o.c, o.nc, M, o.N, K, transA, o.transB,
+                             o.accumulate);
+        continue;
+      }
+      const uint16_t* x = (const uint16_t*)a;
+      if (a_f32) {
+        if (!ab) ab = rounded_copy(a, M * K);
+        if (!ab) st = FT_ERR_ALLOC;
+        x = ab;
+      }
+      if (st == FT_OK) st = o.q4_backward ? q4_linear_bwd(*o.q4, x, (size_t)(M * K), true, o.c, o.nc, M)
+                                          : q4_linear(*o.q4, x, (size_t)(M * K), true, nullptr, 0, o.c, o.nc, M);
     }
-    return FT_OK;
+    std::free(ab);
+    return st;
   }
-  // The kernel gemm_bf16_mixed (or gemm_bf16, both operands bf16) picks on this ISA.
+  // The kernel gemm_bf16_mixed (or gemm_bf16, both operands bf16; q4_linear, bf16 compute)
+  // picks on this ISA, and the 4-bit decode kind that kernel takes.
   const ft_isa isa = ft_active_isa();
   const gemm_kernel& k = isa == FT_ISA_AVX2 ? gemm_kernel_f32_avx2
                          : ft_cpu_has_avx512bf16() ? gemm_kernel_bf16_avx512 : gemm_kernel_f32_avx512;
+  const int32_t kind = k.kpair == 2 ? Q4_OUT_BF16 : Q4_OUT_F32_BF16;
   gemm_blocked_out bo[GEMM_MULTI_MAX];
   for (int s = 0; s < n; s++) {
     const gemm_multi_out& o = outs[s];
-    bo[s] = gemm_blocked_out{o.b_f32 ? GEMM_SRC_F32_BF16 : GEMM_SRC_BF16, o.b, o.transB, o.c, o.N, o.accumulate};
+    bo[s] = gemm_blocked_out{o.q4 ? GEMM_SRC_Q4 : o.b_f32 ? GEMM_SRC_F32_BF16 : GEMM_SRC_BF16, o.b, o.transB, o.c, o.N,
+                             o.accumulate, o.q4, o.q4 ? q4_active_decode() : nullptr, kind, o.q4_backward};
   }
   return gemm_blocked_multi(k, a_f32 ? GEMM_SRC_F32_BF16 : GEMM_SRC_BF16, a, transA, M, K, bo, n);
 }

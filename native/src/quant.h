@@ -56,6 +56,8 @@ ft_status q4_linear_bwd(const q4_weight& w, const void* dy, size_t ndy, bool bf1
 
 // The decoder of the active ISA (quant_dispatch.cc).
 q4_decode_fn q4_active_decode();
+// Checks every array of w against its dims (FT_OK, FT_ERR_ARG or FT_ERR_SIZE).
+ft_status q4_check(const q4_weight& w);
 
 // ---- shared pieces (quant_ref.cc).
 extern const float q4_nf4_map[16];

@@ -32,16 +32,9 @@ int64_t int_field(const Napi::Object& o, const char* name) {
   return v.As<Napi::Number>().Int64Value();
 }
 
-// {codes, map, absmax?, nestedCodes?, nestedAbsmax?, nestedMap?, offset, N, K, blocksize, nestedBlocksize}
 q4_weight weight_arg(const Napi::CallbackInfo& info, size_t i) {
   if (!info[i].IsObject()) throw Napi::TypeError::New(info.Env(), "argument " + std::to_string(i) + " must be a weight object");
-  Napi::Object o = info[i].As<Napi::Object>();
-  View<uint8_t> codes = field<uint8_t, napi_uint8_array>(o, "codes"), qa = field<uint8_t, napi_uint8_array>(o, "nestedCodes");
-  View<float> map = field<float, napi_float32_array>(o, "map"), absmax = field<float, napi_float32_array>(o, "absmax");
-  View<float> na = field<float, napi_float32_array>(o, "nestedAbsmax"), nm = field<float, napi_float32_array>(o, "nestedMap");
-  return q4_weight{codes.p, codes.n, map.p, map.n, absmax.p, absmax.n, qa.p, qa.n, na.p, na.n, nm.p, nm.n,
-                   (float)num_field(o, "offset"), int_field(o, "N"), int_field(o, "K"),
-                   int_field(o, "blocksize"), int_field(o, "nestedBlocksize")};
+  return q4_weight_of(info[i].As<Napi::Object>());
 }
 
 // A Float32Array (f32) or Uint16Array (bf16 patterns) argument.
@@ -108,6 +101,16 @@ Napi::Value Q4LinearBackward(const Napi::CallbackInfo& info) {
 }
 
 }  // namespace
+
+// {codes, map, absmax?, nestedCodes?, nestedAbsmax?, nestedMap?, offset, N, K, blocksize, nestedBlocksize}
+q4_weight q4_weight_of(const Napi::Object& o) {
+  View<uint8_t> codes = field<uint8_t, napi_uint8_array>(o, "codes"), qa = field<uint8_t, napi_uint8_array>(o, "nestedCodes");
+  View<float> map = field<float, napi_float32_array>(o, "map"), absmax = field<float, napi_float32_array>(o, "absmax");
+  View<float> na = field<float, napi_float32_array>(o, "nestedAbsmax"), nm = field<float, napi_float32_array>(o, "nestedMap");
+  return q4_weight{codes.p, codes.n, map.p, map.n, absmax.p, absmax.n, qa.p, qa.n, na.p, na.n, nm.p, nm.n,
+                   (float)num_field(o, "offset"), int_field(o, "N"), int_field(o, "K"),
+                   int_field(o, "blocksize"), int_field(o, "nestedBlocksize")};
+}
 
 void register_quant(Napi::Env env, Napi::Object exports) {
   exports.Set("q4QuantizeF32", Napi::Function::New(env, Q4QuantizeF32));

@@ -53,6 +53,8 @@ ft_status check_weight(const q4_weight& w) {
 
 }  // namespace
 
+ft_status q4_check(const q4_weight& w) { return check_weight(w); }
+
 q4_decode_fn q4_active_decode() {
   switch (ft_active_isa()) {
     case FT_ISA_AVX512: return q4_decode_avx512;

@@ -12,7 +12,7 @@
 // rounding of the branch (~2e-3 relative): they round scaling * h and dY where the
 // unfused ops round h and scaling * dY. The unfused composition of ops (linear, dropout,
 // addScaled) is this op's reference; test/autograd/lora-linear.test.ts checks both ways.
-import type { Backend, FTensor } from '../backend/backend.js';
+import type { Backend, Bf16Output, FTensor } from '../backend/backend.js';
 import type { Quant4Weight } from '../quant/types.js';
 import { scope } from '../tensor/scope.js';
 import { Tensor } from '../tensor/tensor.js';
@@ -67,6 +67,16 @@ function baseBackwardInput(be: Backend, dy: FTensor, base: LowRankBase, w: Tenso
   return be.linear4bitBackwardInput(dy, base.quant, base.computeDtype);
 }
 
+// The base as an operand of Backend.matmulBf16MultiInto under autocast: the dense weight
+// (f32 rounded while packed, or its bf16 copy `w`), or the 4-bit one when it computes in
+// bf16; undefined otherwise (f32 products, or a 4-bit base computing in f32).
+function sharedBase(base: LowRankBase, w: Tensor | undefined, bf16: boolean): { forward: Bf16Output['b']; backward: Bf16Output['b'] } | undefined {
+  if (!bf16) return undefined;
+  if (base.kind === 'dense') return { forward: w ?? base.weight, backward: w ?? base.weight };
+  if (base.computeDtype !== 'bf16') return undefined;
+  return { forward: { quant: base.quant, backward: false }, backward: { quant: base.quant, backward: true } };
+}
+
 // c (M, N) [+]= op(a) op(b): a bf16 product (autocast, or a bf16 operand: f32 ones are
 // rounded while packed, as matmul does with mixed inputs) or an f32/f64 one
 function productInto(be: Backend, bf16: boolean, c: FTensor, a: Tensor, b: Tensor, opts: { transA?: boolean; transB?: boolean; accumulate?: boolean }): void {
@@ -93,14 +103,16 @@ export function loraLinear(ctx: LowRankContext, x: FTensor, base: LowRankBase, a
   const x2 = x.reshape([m, k]);
   const seed = ctx.seed, p = ad.dropout;
   const xd = seed === undefined ? x2 : be.dropout(x2, p, seed);
-  // Under autocast a dense base without bias and without dropout shares x's packing with
-  // A (one product of x with W and A side by side; the same bits as two).
-  const shared = bf16 && base.kind === 'dense' && base.bias === undefined && seed === undefined;
+  // Under autocast a base without bias (dense, or 4-bit with bf16 compute) and without
+  // dropout shares x's packing with A: one product of x with W and A side by side, the
+  // same bits as two.
+  const wb = sharedBase(base, w, bf16);
+  const shared = wb !== undefined && base.bias === undefined && seed === undefined;
   const hs = Tensor.empty([m, r], bf16 ? 'f32' : xd.dtype); // (M, R) = A dropout(x), then times scaling
   let y: FTensor;
   if (shared) {
     y = Tensor.empty([...x.shape.slice(0, -1), n], 'f32');
-    be.matmulBf16MultiInto(x2, [{ c: y.reshape([m, n]), b: w ?? base.weight, transB: true }, { c: hs, b: a, transB: true }]);
+    be.matmulBf16MultiInto(x2, [{ c: y.reshape([m, n]), b: wb.forward, transB: true }, { c: hs, b: a, transB: true }]);
   } else {
     y = baseForward(be, x, base, w, m, round);
     productInto(be, bf16, hs, xd, a, { transB: true });
@@ -113,10 +125,10 @@ export function loraLinear(ctx: LowRankContext, x: FTensor, base: LowRankBase, a
     const needU = tracks(x) || tracks(ad.a);
     const u = needU ? Tensor.empty([m, r], bf16 ? 'f32' : g.dtype) : undefined; // (M, R) = dY B, then times scaling
     let dx: FTensor | undefined;
-    if (u !== undefined && tracks(x) && bf16 && base.kind === 'dense') {
+    if (u !== undefined && tracks(x) && wb !== undefined) {
       // dY W and dY B side by side, dY packed once (as in forward)
       dx = Tensor.empty([m, k], 'f32');
-      be.matmulBf16MultiInto(g2, [{ c: dx, b: w ?? base.weight }, { c: u, b }]);
+      be.matmulBf16MultiInto(g2, [{ c: dx, b: wb.backward }, { c: u, b }]);
     } else if (u !== undefined) {
       productInto(be, bf16, u, g2, b, {});
     }

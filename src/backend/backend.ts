@@ -9,10 +9,14 @@ import type { Tensor } from '../tensor/tensor.js';
 import type { FloatDType } from '../tensor/dtype.js';
 import type { Quant4Weight, QuantType } from '../quant/types.js';
 
-/** One output of Backend.matmulBf16MultiInto: c [+]= op(a) op(b). */
+/**
+ * One output of Backend.matmulBf16MultiInto: c [+]= op(a) op(b) with a dense b (as
+ * matmulBf16Into), or c = a W^T (a W with backward) with a 4-bit W decoded to bf16 (as
+ * linear4bit / linear4bitBackwardInput with bf16 compute; c is written, a not transposed).
+ */
 export interface Bf16Output {
   c: FTensor;
-  b: Tensor;
+  b: Tensor | { quant: Quant4Weight; backward: boolean };
   transB?: boolean;
   accumulate?: boolean;
 }
@@ -40,12 +44,6 @@ export interface GemmOps {
    * dW = dY^T X uses it with f32 dY and X.
    */
   matmulBf16Into(c: FTensor, a: Tensor, b: Tensor, opts?: { transA?: boolean; transB?: boolean; accumulate?: boolean }): void;
-  /**
-   * Several matmulBf16Into products sharing the operand a, each bit-identical to its own
-   * call: the native backend packs a once for all of them (the fused LoRA layer computes
-   * x W^T with x A^T, and dY W with dY B, this way). 1 to 8 outputs.
-   */
-  matmulBf16MultiInto(a: Tensor, outs: readonly Bf16Output[], opts?: { transA?: boolean }): void;
   /**
    * Linear layer: x (..., K) times w (N, K) transposed, plus bias (N) if given -> (..., N) f32.
    * w is f32 or bf16; with bf16 w, x is rounded to bf16 and products accumulate in f32.
@@ -166,6 +164,13 @@ export interface QuantOps {
   linear4bit(x: FTensor, q: Quant4Weight, bias: FTensor | undefined, computeDtype: 'f32' | 'bf16'): Tensor<'f32'>;
   /** dx (M, K) = dy (M, N) W, dequantizing the same way (no weight gradient: W is frozen). */
   linear4bitBackwardInput(dy: FTensor, q: Quant4Weight, computeDtype: 'f32' | 'bf16'): Tensor<'f32'>;
+  /**
+   * Several products sharing the operand a, each bit-identical to its own call
+   * (matmulBf16Into, or the 4-bit linear with bf16 compute): the native backend packs a
+   * once for all of them. The fused LoRA layer computes x W^T with x A^T, and dY W with
+   * dY B, this way. 1 to 8 outputs.
+   */
+  matmulBf16MultiInto(a: Tensor, outs: readonly Bf16Output[], opts?: { transA?: boolean }): void;
 }
 
 export interface Backend extends GemmOps, NnOps, GradOps, QuantOps {

@@ -11,6 +11,8 @@ import { scope } from '../../src/tensor/scope.js';
 import { check, native } from '../../src/backend/native/addon.js';
 import { gemmInto, nativeGemm, type GemmSpec } from '../../src/backend/native/gemm.js';
 import { f32ToBf16, refGemm, refGemmInto } from '../../src/backend/ref/gemm.js';
+import { nativeQuant } from '../../src/backend/native/quant.js';
+import { refQuant } from '../../src/backend/ref/quant.js';
 import { Rng } from '../helpers/random.js';
 import { eachIsa } from '../helpers/isa.js';
 
@@ -181,7 +183,7 @@ test('matmulBf16MultiInto: each output is bit-identical to its own matmulBf16Int
         const a = tensorOf(awkward(rng, M * K), transA ? [K, M] : [M, K], adt);
         const bs = outs.map(([N, tB, bdt]) => tensorOf(awkward(rng, N * K), tB ? [N, K] : [K, N], bdt));
         const init = outs.map(([N]) => rng.normals(M * N));
-        for (const [name, ops] of [['native', nativeGemm], ['ref', refGemm]] as const) {
+        for (const [name, ops, mops] of [['native', nativeGemm, nativeQuant], ['ref', refGemm, refQuant]] as const) {
           eachIsa((isa) => {
             const want = outs.map(([N, tB, , acc], s) => {
               const c = Tensor.from([M, N], 'f32', init[s] ?? []);
@@ -189,7 +191,7 @@ test('matmulBf16MultiInto: each output is bit-identical to its own matmulBf16Int
               return c;
             });
             const got = outs.map(([N], s) => Tensor.from([M, N], 'f32', init[s] ?? []));
-            ops.matmulBf16MultiInto(a, outs.map(([, tB, , acc], s) => ({ c: got[s] ?? a as Tensor<'f32'>, b: bs[s] ?? a, transB: tB, accumulate: acc })), { transA });
+            mops.matmulBf16MultiInto(a, outs.map(([, tB, , acc], s) => ({ c: got[s] ?? a as Tensor<'f32'>, b: bs[s] ?? a, transB: tB, accumulate: acc })), { transA });
             got.forEach((g, s) => assert.deepEqual(g.data, want[s]?.data, `${name} ${isa} M=${M} K=${K} a=${adt} output ${s}`));
           });
         }
@@ -198,6 +200,36 @@ test('matmulBf16MultiInto: each output is bit-identical to its own matmulBf16Int
   }
   // Outputs must agree with a on M and K.
   const a = Tensor.zeros([4, 8], 'f32');
-  assert.throws(() => nativeGemm.matmulBf16MultiInto(a, [{ c: Tensor.zeros([4, 2], 'f32'), b: Tensor.zeros([2, 9], 'f32'), transB: true }]), /matmul|gemm/);
-  assert.throws(() => nativeGemm.matmulBf16MultiInto(a, []), /1 to 8/);
+  assert.throws(() => nativeQuant.matmulBf16MultiInto(a, [{ c: Tensor.zeros([4, 2], 'f32'), b: Tensor.zeros([2, 9], 'f32'), transB: true }]), /matmul|gemm/);
+  assert.throws(() => nativeQuant.matmulBf16MultiInto(a, []), /1 to 8/);
+});
+
+test('matmulBf16MultiInto with a 4-bit output: bit-identical to linear4bit / linear4bitBackwardInput (bf16 compute) beside dense outputs', () => {
+  const rng = new Rng(93);
+  for (const [M, K, N] of [[70, 128, 96], [5, 64, 64]] as const) {  // blocked, and the small-M path
+    scope(() => {
+      const w = Tensor.from([N, K], 'f32', rng.normals(N * K, 0.05));
+      const quant = nativeQuant.quantize4bit(w, { quantType: 'nf4', blocksize: 64, doubleQuant: true });
+      const lora = { a: Tensor.from([16, K], 'f32', rng.normals(16 * K)), b: Tensor.from([N, 16], 'f32', rng.normals(N * 16)) };
+      for (const [name, ops] of [['native', nativeQuant], ['ref', refQuant]] as const) {
+        eachIsa((isa) => {
+          // forward: x (M, K) -> x W^T (M, N) and x A^T (M, 16)
+          const x = Tensor.from([M, K], 'f32', rng.normals(M * K));
+          const y = Tensor.zeros([M, N], 'f32'), h = Tensor.zeros([M, 16], 'f32');
+          ops.matmulBf16MultiInto(x, [{ c: y, b: { quant, backward: false } }, { c: h, b: lora.a, transB: true }]);
+          const wantY = ops.linear4bit(x, quant, undefined, 'bf16');
+          const wantH = Tensor.zeros([M, 16], 'f32');
+          (name === 'native' ? nativeGemm : refGemm).matmulBf16Into(wantH, x, lora.a, { transB: true });
+          assert.deepEqual(y.data, wantY.data, `${name} ${isa} M=${M} forward 4-bit`);
+          assert.deepEqual(h.data, wantH.data, `${name} ${isa} M=${M} forward dense`);
+          // backward: dY (M, N) -> dY W (M, K) and dY B (M, 16)
+          const dy = Tensor.from([M, N], 'f32', rng.normals(M * N));
+          const dx = Tensor.zeros([M, K], 'f32'), u = Tensor.zeros([M, 16], 'f32');
+          ops.matmulBf16MultiInto(dy, [{ c: dx, b: { quant, backward: true } }, { c: u, b: lora.b }]);
+          assert.deepEqual(dx.data, ops.linear4bitBackwardInput(dy, quant, 'bf16').data, `${name} ${isa} M=${M} backward 4-bit`);
+        });
+      }
+      assert.throws(() => nativeQuant.matmulBf16MultiInto(Tensor.zeros([M, K + 1], 'f32'), [{ c: Tensor.zeros([M, N], 'f32'), b: { quant, backward: false } }]), /do not fit the 4-bit W/);
+    });
+  }
 });

@@ -4,6 +4,7 @@
 //
 // Layout: row-major with natural leading dims. a (M,K), or (K,M) when transA; b (K,N), or
 // (N,K) when transB; c (M,N); bias (N) or null. accumulate: c += instead of c =.
+import type { Q4WeightArgs } from './addon-quant.js';
 
 export interface GemmAddon {
   /** c (M,N) [+]= op(a) op(b) [+ bias], f32. */
@@ -19,11 +20,13 @@ export interface GemmAddon {
   gemmBf16Mixed(a: Float32Array | Uint16Array, b: Float32Array | Uint16Array, c: Float32Array, M: number, N: number, K: number,
     transA: boolean, transB: boolean, accumulate: boolean, bias?: Float32Array | null): number;
   /**
-   * Several gemmBf16Mixed products sharing a: outs are [b, c, N, transB, accumulate], each
-   * c (M,N) [+]= op(a) op(b); a is packed once for all (1 to 8 outputs).
+   * Several gemmBf16Mixed products sharing a: outs are [b, c, N, transB, accumulate,
+   * backward], each c (M,N) [+]= op(a) op(b); b may be a 4-bit weight (c = a W^T, or a W
+   * with backward, bf16 compute, as q4Linear / q4LinearBackward). a is packed once for
+   * all (1 to 8 outputs).
    */
   gemmBf16Multi(a: Float32Array | Uint16Array, M: number, K: number, transA: boolean,
-    outs: Array<[Float32Array | Uint16Array, Float32Array, number, boolean, boolean]>): number;
+    outs: Array<[Float32Array | Uint16Array | Q4WeightArgs, Float32Array, number, boolean, boolean, boolean]>): number;
   /** x (n) f32 -> y (n) bf16, round to nearest even. */
   castF32ToBf16(x: Float32Array, y: Uint16Array, n: number): number;
   /** x (n) bf16 -> y (n) f32, exact. */

@@ -138,25 +138,6 @@ export const nativeGemm: GemmOps = {
     gemmInto(c, a, b, { ...spec, accumulate: opts.accumulate ?? false }, true);
   },
 
-  matmulBf16MultiInto(a, outs, opts = {}) {
-    const transA = opts.transA ?? false;
-    if (outs.length < 1 || outs.length > 8) throw new ShapeError(`matmulBf16MultiInto: ${outs.length} outputs, expected 1 to 8`);
-    const ad = a.data;
-    const list: Array<[Float32Array | Uint16Array, Float32Array, number, boolean, boolean]> = [];
-    let M = 0, K = 0;
-    for (const o of outs) {
-      const spec = matmulDims(a, o.b, transA, o.transB ?? false);
-      if (!hasDtype(o.c, 'f32')) throw new ShapeError(`matmulBf16MultiInto: c is ${o.c.dtype} ${fmt(o.c.shape)}, expected f32`);
-      checkGemm('matmulBf16MultiInto', a, o.b, o.c, spec);
-      const bd = o.b.data;
-      if (!(ad instanceof Float32Array || ad instanceof Uint16Array) || !(bd instanceof Float32Array || bd instanceof Uint16Array)) return;
-      list.push([bd, o.c.data, spec.N, o.transB ?? false, o.accumulate ?? false]);
-      ({ M, K } = spec);
-    }
-    if (!(ad instanceof Float32Array || ad instanceof Uint16Array)) return;
-    check(native().gemmBf16Multi(ad, M, K, transA, list), 'gemm_bf16_multi');
-  },
-
   cast(x, dtype) {
     castTarget(x, dtype);
     const y = Tensor.empty(x.shape, dtype);

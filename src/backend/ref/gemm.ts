@@ -148,15 +148,6 @@ export const refGemm: GemmOps = {
     refGemmInto(c, a, b, { ...spec, accumulate: opts.accumulate ?? false }, true);
   },
 
-  // The products one by one: the reference of the native shared-packing version.
-  matmulBf16MultiInto(a, outs, opts = {}) {
-    if (outs.length < 1 || outs.length > 8) throw new ShapeError(`matmulBf16MultiInto: ${outs.length} outputs, expected 1 to 8`);
-    for (const o of outs) {
-      const spec = matmulDims(a, o.b, opts.transA ?? false, o.transB ?? false);
-      refGemmInto(o.c, a, o.b, { ...spec, accumulate: o.accumulate ?? false }, true);
-    }
-  },
-
   cast(x, dtype) {
     castTarget(x, dtype);
     const y = Tensor.zeros(x.shape, dtype);

@@ -75,4 +75,20 @@ export const refQuant: QuantOps = {
 
   linear4bit,
   linear4bitBackwardInput,
+
+  // The products one by one: the reference of the native shared-packing version.
+  matmulBf16MultiInto(a, outs, opts = {}) {
+    if (outs.length < 1 || outs.length > 8) throw new ShapeError(`matmulBf16MultiInto: ${outs.length} outputs, expected 1 to 8`);
+    for (const o of outs) {
+      if (o.b instanceof Tensor) {
+        refGemm.matmulBf16Into(o.c, a, o.b, { transA: opts.transA ?? false, transB: o.transB ?? false, accumulate: o.accumulate ?? false });
+        continue;
+      }
+      if (opts.transA === true || o.accumulate === true) throw new ShapeError('matmulBf16MultiInto: a 4-bit output takes a untransposed, without accumulate');
+      const y = o.b.backward ? linear4bitBackwardInput(a as FTensor, o.b.quant, 'bf16') : linear4bit(a as FTensor, o.b.quant, undefined, 'bf16');
+      if (y.size !== o.c.size) throw new ShapeError(`matmulBf16MultiInto: c [${o.c.shape.join(', ')}] does not hold the 4-bit product [${y.shape.join(', ')}]`);
+      o.c.data.set(y.data);
+      y.release();
+    }
+  },
 };
