@@ -56,21 +56,22 @@ ft_status gemm_skinny_tn_avx512(const gemm_skinny_args& g) {
         const int64_t w0 = b * 16;
         const __mmask16 m = mask16(W - w0);
         float* ab = accs + b * RMAX * 16;
+        // All 16 accumulators run whatever R is (Y is zero past R, so the extra ones stay
+        // zero and are never stored): indexed by constants only, they stay in registers (a
+        // loop to a runtime R made GCC keep them on the stack, 5x slower).
         __m512 acc[RMAX];
-        for (int64_t r = 0; r < RMAX; r++) acc[r] = t0 == 0 ? _mm512_setzero_ps() : _mm512_load_ps(ab + r * 16);
+#pragma GCC unroll 16
+        for (int r = 0; r < RMAX; r++) acc[r] = t0 == 0 ? _mm512_setzero_ps() : _mm512_load_ps(ab + r * 16);
         const char* xp = (const char*)g.x + w0 * xes;
         for (int64_t t = t0; t < t1; t++) {
           if (t + TC < T) _mm_prefetch(xp + (t + TC) * W * xes, _MM_HINT_T0);
           const __m512 xv = load16(xp + t * W * xes, g.x_f32, g.round, m);
           const float* yt = y + t * RMAX;
-          // R is a runtime value; the full 16 (the LoRA rank in the hot case) unrolls.
-          if (R == RMAX) {
-            for (int r = 0; r < RMAX; r++) acc[r] = _mm512_fmadd_ps(xv, _mm512_set1_ps(yt[r]), acc[r]);
-          } else {
-            for (int64_t r = 0; r < R; r++) acc[r] = _mm512_fmadd_ps(xv, _mm512_set1_ps(yt[r]), acc[r]);
-          }
+#pragma GCC unroll 16
+          for (int r = 0; r < RMAX; r++) acc[r] = _mm512_fmadd_ps(xv, _mm512_set1_ps(yt[r]), acc[r]);
         }
-        for (int64_t r = 0; r < RMAX; r++) _mm512_store_ps(ab + r * 16, acc[r]);
+#pragma GCC unroll 16
+        for (int r = 0; r < RMAX; r++) _mm512_store_ps(ab + r * 16, acc[r]);
       }
     }
     for (int64_t b = b0; b < b1; b++) {
