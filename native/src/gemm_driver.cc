@@ -34,6 +34,9 @@ struct Src {
   int32_t kind;
 };
 
+// K slices this shallow or shallower walk C by row tiles (run_segments).
+constexpr int64_t SHALLOW_K = 64;
+
 // The deepest KC of any micro-kernel table (gemm_avx512.cc bf16): bounds the decode buffers.
 constexpr int64_t KC_MAX = 1024;
 
@@ -303,23 +306,32 @@ ft_status run_segments(const gemm_kernel& g, const Src& sa, Seg* segs, int nsegs
             const int64_t i0 = ic + r * MR, mr = M - i0 < MR ? M - i0 : MR;
             pack_panel(g, sa, i0, mr, MR, pc, kc, my_a + r * MR * kcp * es);
           }
-          for (int64_t p = sh.p0; p < sh.p1; p++) {
+          // One tile: C rows i0.. of panel p. Deep slices walk the panels outermost (each B
+          // micro-panel reused over the A block, from L1); shallow ones (K of a rank-16
+          // LoRA product) are C traffic only, and walk it row tile by row tile, so C
+          // streams along its rows instead of down 32-column strips, one row per page.
+          auto tile = [&](int64_t p, int64_t r) {
             const Seg& sg = seg_of(pb + p);
             const int64_t j0 = (pb + p - sg.p0) * NR, nr = sg.n - j0 < NR ? sg.n - j0 : NR, ldc = sg.n;
             const bool beta0 = pc == 0 && !sg.accumulate;
             const char* bp = bpack + p * NR * kcp * es;
-            for (int64_t r = 0; r < mtiles; r++) {
-              const int64_t i0 = ic + r * MR, mr = M - i0 < MR ? M - i0 : MR;
-              const char* ap = my_a + r * MR * kcp * es;
-              float* ct = sg.c + i0 * ldc + j0;
-              if (mr == MR && nr == NR) {
-                g.micro(kcp, ap, bp, ct, ldc, beta0);
-                continue;
-              }
-              g.micro(kcp, ap, bp, edge, NR, true);
-              for (int64_t i = 0; i < mr; i++)
-                for (int64_t j = 0; j < nr; j++) ct[i * ldc + j] = beta0 ? edge[i * NR + j] : ct[i * ldc + j] + edge[i * NR + j];
+            const int64_t i0 = ic + r * MR, mr = M - i0 < MR ? M - i0 : MR;
+            const char* ap = my_a + r * MR * kcp * es;
+            float* ct = sg.c + i0 * ldc + j0;
+            if (mr == MR && nr == NR) {
+              g.micro(kcp, ap, bp, ct, ldc, beta0);
+              return;
             }
+            g.micro(kcp, ap, bp, edge, NR, true);
+            for (int64_t i = 0; i < mr; i++)
+              for (int64_t j = 0; j < nr; j++) ct[i * ldc + j] = beta0 ? edge[i * NR + j] : ct[i * ldc + j] + edge[i * NR + j];
+          };
+          if (kcp > SHALLOW_K) {
+            for (int64_t p = sh.p0; p < sh.p1; p++)
+              for (int64_t r = 0; r < mtiles; r++) tile(p, r);
+          } else {
+            for (int64_t r = 0; r < mtiles; r++)
+              for (int64_t p = sh.p0; p < sh.p1; p++) tile(p, r);
           }
         }
 #pragma omp barrier
