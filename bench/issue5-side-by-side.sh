@@ -31,6 +31,6 @@ F --preset small --method full --steps 3
 echo "## small lora qv r8 b8"
 A --preset small --mode lora --steps 3
 F --preset small --method lora --steps 3
-echo "## decode medium (64 new tokens)"
-for w in f32 bf16 nf4; do node dist/src/cli/main.js bench --generate --preset medium --weights $w --new-tokens 64; done
-for l in merged unmerged; do node dist/src/cli/main.js bench --generate --preset medium --weights bf16 --lora $l --target-modules all --r 16 --new-tokens 64; done
+echo "## decode medium (128 new tokens)"
+for w in f32 bf16 nf4; do node dist/src/cli/main.js bench --generate --preset medium --weights $w --new-tokens 128; done
+for l in merged unmerged; do node dist/src/cli/main.js bench --generate --preset medium --weights bf16 --lora $l --target-modules all --r 16 --new-tokens 128; done
