@@ -53,6 +53,15 @@ constexpr int GEMM_MULTI_MAX = 8;
 ft_status gemm_bf16_multi(const void* a, bool a_f32, size_t na, int64_t M, int64_t K, bool transA,
                           const gemm_multi_out* outs, int n);
 
+// The low-rank branch of a LoRA layer in one call: h (M,R) = s (x A^T), then y (M,N) +=
+// h B^T; x (M,K), A (R,K), B (N,R), each f32 or bf16. Each product runs through the
+// dispatcher the separate ops use (gemm_f32 when bf16 is false and both operands are f32,
+// else gemm_bf16_mixed) and the scale through grad_scale_f32, so h and y equal the three
+// separate calls bit for bit; decoding one token it saves two calls per adapted layer.
+ft_status gemm_low_rank(const void* x, bool x_f32, size_t nx, const void* a, bool a_f32, size_t na, const void* b,
+                        bool b_f32, size_t nb, float* h, size_t nh, float* y, size_t ny, int64_t M, int64_t K,
+                        int64_t R, int64_t N, double s, bool bf16);
+
 // ---- casts (cast_ref.cc dispatchers): x (n) -> y (n)
 ft_status cast_f32_bf16(const float* x, size_t nx, uint16_t* y, size_t ny, int64_t n);
 ft_status cast_bf16_f32(const uint16_t* x, size_t nx, float* y, size_t ny, int64_t n);

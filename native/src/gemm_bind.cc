@@ -100,6 +100,16 @@ Napi::Value GemmBf16Multi(const Napi::CallbackInfo& info) {
   return status_value(info, gemm_bf16_multi(a.p, a.f32, a.n, int_arg(info, 1), int_arg(info, 2), bool_arg(info, 3), outs, (int)n));
 }
 
+// gemmLowRank(x, a, b, h, y, M, K, R, N, s, bf16) -> status; x, a, b each a Float32Array or
+// a Uint16Array (bf16), h and y Float32Arrays
+Napi::Value GemmLowRank(const Napi::CallbackInfo& info) {
+  Operand x = operand_arg(info, 0), a = operand_arg(info, 1), b = operand_arg(info, 2);
+  View<float> h = f32_arg(info, 3), y = f32_arg(info, 4);
+  return status_value(info, gemm_low_rank(x.p, x.f32, x.n, a.p, a.f32, a.n, b.p, b.f32, b.n, h.p, h.n, y.p, y.n,
+                                          int_arg(info, 5), int_arg(info, 6), int_arg(info, 7), int_arg(info, 8),
+                                          num_arg(info, 9), bool_arg(info, 10)));
+}
+
 // castF32ToBf16(x, y, n) -> status
 Napi::Value CastF32ToBf16(const Napi::CallbackInfo& info) {
   View<float> x = f32_arg(info, 0);
@@ -128,6 +138,7 @@ void register_gemm(Napi::Env env, Napi::Object exports) {
   exports.Set("gemmBf16", Napi::Function::New(env, GemmBf16));
   exports.Set("gemmBf16Mixed", Napi::Function::New(env, GemmBf16Mixed));
   exports.Set("gemmBf16Multi", Napi::Function::New(env, GemmBf16Multi));
+  exports.Set("gemmLowRank", Napi::Function::New(env, GemmLowRank));
   exports.Set("castF32ToBf16", Napi::Function::New(env, CastF32ToBf16));
   exports.Set("castBf16ToF32", Napi::Function::New(env, CastBf16ToF32));
   exports.Set("castF16ToF32", Napi::Function::New(env, CastF16ToF32));

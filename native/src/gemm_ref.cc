@@ -4,8 +4,10 @@
 // blocked driver with the AVX-512 or AVX2 micro-kernel, or the scalar reference. bf16 products use
 // vdpbf16ps where the CPU has avx512_bf16 and otherwise widen to f32 while packing
 // (a product of two bf16 values is exact in f32, so both paths compute the same products).
+#include <cmath>
 #include <cstdlib>
 #include "gemm.h"
+#include "grad.h"
 #include "quant.h"
 
 namespace {
@@ -230,4 +232,25 @@ ft_status gemm_bf16_multi(const void* a, bool a_f32, size_t na, int64_t M, int64
                              o.accumulate, o.q4, o.q4 ? q4_active_decode() : nullptr, kind, o.q4_backward};
   }
   return gemm_blocked_multi(k, a_f32 ? GEMM_SRC_F32_BF16 : GEMM_SRC_BF16, a, transA, M, K, bo, n);
+}
+
+ft_status gemm_low_rank(const void* x, bool x_f32, size_t nx, const void* a, bool a_f32, size_t na, const void* b,
+                        bool b_f32, size_t nb, float* h, size_t nh, float* y, size_t ny, int64_t M, int64_t K,
+                        int64_t R, int64_t N, double s, bool bf16) {
+  // c [+]= op(p) op(q)^T as Backend.matmulInto / matmulBf16Into would run it
+  auto product = [bf16](const void* p, bool p_f32, size_t np, const void* q, bool q_f32, size_t nq, float* c, size_t nc,
+                        int64_t m, int64_t n, int64_t k, bool accumulate) {
+    if (!bf16 && p_f32 && q_f32)
+      return gemm_f32((const float*)p, np, (const float*)q, nq, nullptr, 0, c, nc, m, n, k, false, true, accumulate);
+    return gemm_bf16_mixed(p, p_f32, np, q, q_f32, nq, nullptr, 0, c, nc, m, n, k, false, true, accumulate);
+  };
+  // every size first, so a bad call writes nothing
+  if (M < 0 || K < 0 || R < 0 || N < 0 || !std::isfinite(s)) return FT_ERR_ARG;
+  if (!ft_fits(nx, (size_t)(M * K)) || !ft_fits(na, (size_t)(R * K)) || !ft_fits(nb, (size_t)(N * R)) ||
+      !ft_fits(nh, (size_t)(M * R)) || !ft_fits(ny, (size_t)(M * N)))
+    return FT_ERR_SIZE;
+  ft_status st = product(x, x_f32, nx, a, a_f32, na, h, nh, M, R, K, false);
+  if (st == FT_OK) st = grad_scale_f32(h, nh, M * R, s);
+  if (st == FT_OK) st = product(h, true, nh, b, b_f32, nb, y, ny, M, N, R, true);
+  return st;
 }

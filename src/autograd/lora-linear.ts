@@ -113,12 +113,13 @@ export function loraLinear(ctx: LowRankContext, x: FTensor, base: LowRankBase, a
   if (shared) {
     y = Tensor.empty([...x.shape.slice(0, -1), n], 'f32');
     be.matmulBf16MultiInto(x2, [{ c: y.reshape([m, n]), b: wb.forward, transB: true }, { c: hs, b: a, transB: true }]);
+    be.scaleInPlace(hs, ad.scaling);
+    productInto(be, bf16, y, hs, b, { transB: true, accumulate: true });
   } else {
     y = baseForward(be, x, base, w, m, round);
-    productInto(be, bf16, hs, xd, a, { transB: true });
+    // hs = scaling * A xd, y += B hs: the same three products and scale, one backend call
+    be.lowRankInto(y, xd, a, b, hs, ad.scaling, bf16);
   }
-  be.scaleInPlace(hs, ad.scaling);
-  productInto(be, bf16, y, hs, b, { transB: true, accumulate: true });
   const tracks = (t: Tensor | undefined): boolean => tape?.tracks(t) ?? false;
   tape?.record([x, base.bias, ad.a, ad.b], y, (g) => {
     const g2 = g.reshape([m, n]);

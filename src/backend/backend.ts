@@ -88,6 +88,13 @@ export interface NnOps {
 export interface GradOps {
   /** c (M,N) = op(a) op(b), or += with accumulate. a, b f32|bf16 (both the same) or f64; c f32|f64. */
   matmulInto(c: FTensor, a: Tensor, b: Tensor, opts?: { transA?: boolean; transB?: boolean; accumulate?: boolean }): void;
+  /**
+   * The low-rank branch of a LoRA layer: h (M,R) = scaling * (x A^T), then y (M,N) += h B^T,
+   * x (M,K), A (R,K), B (N,R). Each product is matmulBf16Into when `bf16` or an operand is
+   * bf16, else matmulInto, and the scale is scaleInPlace: the same bits as those three calls
+   * (the native backend makes them in one).
+   */
+  lowRankInto(y: FTensor, x: Tensor, a: Tensor, b: Tensor, h: FTensor, scaling: number, bf16: boolean): void;
   /** dst (N) (+)= column sums of x (M, N): the bias gradient. */
   sumRowsInto(dst: FTensor, x: FTensor, accumulate: boolean): void;
   /** dTable (V, C) += dOut (N, C) rows scattered to ids (N). */

@@ -27,6 +27,9 @@ export interface GemmAddon {
    */
   gemmBf16Multi(a: Float32Array | Uint16Array, M: number, K: number, transA: boolean,
     outs: Array<[Float32Array | Uint16Array | Q4WeightArgs, Float32Array, number, boolean, boolean, boolean]>): number;
+  /** h (M,R) = s (x A^T), then y (M,N) += h B^T: gemmF32 / gemmBf16Mixed products as the separate ops. */
+  gemmLowRank(x: Float32Array | Uint16Array, a: Float32Array | Uint16Array, b: Float32Array | Uint16Array, h: Float32Array,
+    y: Float32Array, M: number, K: number, R: number, N: number, s: number, bf16: boolean): number;
   /** x (n) f32 -> y (n) bf16, round to nearest even. */
   castF32ToBf16(x: Float32Array, y: Uint16Array, n: number): number;
   /** x (n) bf16 -> y (n) f32, exact. */

@@ -7,7 +7,7 @@ import { Tensor } from '../../tensor/tensor.js';
 import type { FTensor, GradOps } from '../backend.js';
 import { fmt, gradChecks as checks, hasDtype } from '../nn-checks.js';
 import { check, native } from './addon.js';
-import { gemmInto, matmulDims } from './gemm.js';
+import { checkGemm, gemmInto, matmulDims } from './gemm.js';
 
 /** The f32 storage of a float tensor (the checks have already rejected other dtypes). */
 function f32(t: FTensor): Float32Array {
@@ -21,12 +21,26 @@ function done(status: number, kernel: string, ...outs: Tensor[]): void {
   check(status, kernel);
 }
 
+const isF32OrBf16 = (d: unknown): d is Float32Array | Uint16Array => d instanceof Float32Array || d instanceof Uint16Array;
+
 export const nativeGrad: GradOps = {
   // c (M,N) [+]= op(a) op(b); a, b f32 or bf16, c f32
   matmulInto(c, a, b, opts = {}) {
     const spec = matmulDims(a, b, opts.transA ?? false, opts.transB ?? false);
     if (!hasDtype(c, 'f32')) throw new ShapeError(`matmulInto: c is ${c.dtype} ${fmt(c.shape)}, the native backend writes f32 only`);
     gemmInto(c, a, b, { ...spec, accumulate: opts.accumulate ?? false });
+  },
+
+  // y (M, N) += (scaling * x A^T) B^T through h (M, R), in one native call
+  lowRankInto(y, x, a, b, h, scaling, bf16) {
+    const hs = matmulDims(x, a, false, true), ys = matmulDims(h, b, false, true);
+    if (!hasDtype(h, 'f32') || !hasDtype(y, 'f32')) throw new ShapeError(`lowRankInto: h ${h.dtype} and y ${y.dtype} must be f32 (the native backend writes f32 only)`);
+    checkGemm('lowRankInto', x, a, h, hs);
+    checkGemm('lowRankInto', h, b, y, { ...ys, accumulate: true });
+    const xd = x.data, ad = a.data, bd = b.data;
+    if (!isF32OrBf16(xd) || !isF32OrBf16(ad) || !isF32OrBf16(bd)) return; // checkGemm has thrown
+    checks.scaleInPlace(h, scaling);
+    check(native().gemmLowRank(xd, ad, bd, f32(h), f32(y), hs.M, hs.K, hs.N, ys.N, scaling, bf16), 'gemm_low_rank');
   },
 
   // x (M, N) -> dst (N) [+]= column sums

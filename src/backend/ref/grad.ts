@@ -7,7 +7,7 @@ import { Tensor } from '../../tensor/tensor.js';
 import type { FTensor, GradOps } from '../backend.js';
 import { matmulDims } from '../native/gemm.js';
 import { refGradChecks as checks } from '../nn-checks.js';
-import { refGemmInto } from './gemm.js';
+import { refGemm, refGemmInto } from './gemm.js';
 import { argmax, attentionScores } from './nn.js';
 
 const MASK64 = (1n << 64n) - 1n;
@@ -67,6 +67,17 @@ export const refGrad: GradOps = {
   matmulInto(c, a, b, opts = {}) {
     const spec = matmulDims(a, b, opts.transA ?? false, opts.transB ?? false);
     refGemmInto(c, a, b, { ...spec, accumulate: opts.accumulate ?? false });
+  },
+
+  // y (M, N) += (scaling * x A^T) B^T through h (M, R): the three ops it stands for
+  lowRankInto(y, x, a, b, h, scaling, bf16) {
+    const product = (c: FTensor, p: Tensor, q: Tensor, accumulate: boolean): void => {
+      if (bf16 || p.dtype === 'bf16' || q.dtype === 'bf16') refGemm.matmulBf16Into(c, p, q, { transB: true, accumulate });
+      else refGrad.matmulInto(c, p, q, { transB: true, accumulate });
+    };
+    product(h, x, a, false);
+    refGrad.scaleInPlace(h, scaling);
+    product(y, h, b, true);
   },
 
   // x (M, N) -> dst (N) [+]= column sums
