@@ -109,6 +109,10 @@ void grad_rmsnorm_bwd_f32_avx512(const float* x, const float* w, const float* do
 // Columns [c0, c1) of dw (C) += sum over rows i of dout[i, c] x[i, c] rstd[i]; x, dout (N, C).
 void grad_rmsnorm_dw_f32_ref(const float* x, const float* dout, const float* rstd, float* dw, int64_t N, int64_t C,
                              int64_t c0, int64_t c1);
+void grad_rmsnorm_dw_f32_avx2(const float* x, const float* dout, const float* rstd, float* dw, int64_t N, int64_t C,
+                             int64_t c0, int64_t c1);
+void grad_rmsnorm_dw_f32_avx512(const float* x, const float* dout, const float* rstd, float* dw, int64_t N, int64_t C,
+                             int64_t c0, int64_t c1);
 
 // One query row: q, dout (D); k, v (n, D) at `stride` -> dq (D) (overwritten);
 // dk, dv (n, D) at `stride` accumulated. p: scratch (2n). The dispatcher runs these for

@@ -23,6 +23,31 @@ inline __m512i hash8(__m512i idx, __m512i seed) {
 
 }  // namespace
 
+// dw[c] += sum_i dout[i, c] x[i, c] rstd[i] for c in [c0, c1), as the ref: in double, rows
+// in order. Each row's run of up to CH columns is read whole (the ref's 64-column blocks
+// walk down the rows one short stride at a time), into double accumulators kept in L1.
+void grad_rmsnorm_dw_f32_avx512(const float* x, const float* dout, const float* rstd, float* dw, int64_t N, int64_t C,
+                                int64_t c0, int64_t c1) {
+  constexpr int64_t CH = 512;
+  alignas(64) double acc[CH];
+  for (int64_t b = c0; b < c1; b += CH) {
+    const int64_t n = c1 - b < CH ? c1 - b : CH;
+    for (int64_t j = 0; j < CH; j++) acc[j] = 0;
+    for (int64_t i = 0; i < N; i++) {
+      const float* xr = x + i * C + b;
+      const float* dr = dout + i * C + b;
+      const __m512d r = _mm512_set1_pd((double)rstd[i]);
+      for (int64_t j = 0; j < n; j += 8) {
+        const __mmask8 m = n - j >= 8 ? (__mmask8)0xff : (__mmask8)((1u << (n - j)) - 1u);
+        const __m512d xv = _mm512_cvtps_pd(_mm256_maskz_loadu_ps(m, xr + j));
+        const __m512d dv = _mm512_cvtps_pd(_mm256_maskz_loadu_ps(m, dr + j));
+        _mm512_store_pd(acc + j, _mm512_add_pd(_mm512_load_pd(acc + j), _mm512_mul_pd(_mm512_mul_pd(dv, xv), r)));
+      }
+    }
+    for (int64_t j = 0; j < n; j++) dw[b + j] += (float)acc[j];
+  }
+}
+
 void grad_rmsnorm_bwd_f32_avx512(const float* x, const float* w, const float* dout, float* dx, float* rstd, int64_t C,
                                  float eps) {
   __m512 ss = _mm512_setzero_ps(), dt = _mm512_setzero_ps();

@@ -132,10 +132,14 @@ ft_status grad_rmsnorm_bwd_f32(const float* x, size_t x_n, const float* w, size_
   const bool par = (int64_t)nx >= PAR_MIN;
 #pragma omp parallel for schedule(static) if (par)
   for (int64_t i = 0; i < N; i++) fn(x + i * C, w, dout + i * C, dx + i * C, rstd + i, C, (float)eps);
-  if (dw != nullptr) {
-    const int64_t blocks = blocks_of(C, COLS);
+  if (dw != nullptr) {  // each thread a contiguous run of columns, all rows (column sums in row order)
+    const auto dwfn = FT_PICK_ISA(grad_rmsnorm_dw_f32);
+    const int64_t T = par ? omp_get_max_threads() : 1, per = (blocks_of(C, T) + 15) / 16 * 16;
 #pragma omp parallel for schedule(static) if (par)
-    for (int64_t b = 0; b < blocks; b++) grad_rmsnorm_dw_f32_ref(x, dout, rstd, dw, N, C, b * COLS, min64(C, b * COLS + COLS));
+    for (int64_t t = 0; t < T; t++) {
+      const int64_t c0 = t * per, c1 = min64(C, c0 + per);
+      if (c0 < c1) dwfn(x, dout, rstd, dw, N, C, c0, c1);
+    }
   }
   std::free(rstd);
   return FT_OK;
