@@ -29,7 +29,7 @@ ft_status gemm_bf16_mixed(const void* a, bool a_f32, size_t na, const void* b, b
                           bool accumulate);
 
 struct q4_weight;
-// One output of gemm_bf16_multi: c (M,N) [+]= op(A) op(b), b (K,N)|(N,K) f32 or bf16; or,
+// One output of gemm_multi: c (M,N) [+]= op(A) op(b), b (K,N)|(N,K) f32 or bf16; or,
 // with q4 set, c (M,N) = A W^T (forward, N = W's rows) or A W (q4_backward, N = W's
 // columns) with the 4-bit W decoded to bf16, as q4_linear / q4_linear_bwd with bf16 compute.
 struct gemm_multi_out {
@@ -46,12 +46,13 @@ struct gemm_multi_out {
 };
 constexpr int GEMM_MULTI_MAX = 8;
 
-// Several products sharing the operand A (gemm_bf16_mixed each, bit-identical to separate
-// calls): the blocked driver packs A once for all of them, as if their B were concatenated
-// along N. A fused LoRA layer computes x W^T and x A^T this way, and dY W with dY B.
-// 1 <= n <= GEMM_MULTI_MAX.
-ft_status gemm_bf16_multi(const void* a, bool a_f32, size_t na, int64_t M, int64_t K, bool transA,
-                          const gemm_multi_out* outs, int n);
+// Several products sharing the operand A, each bit-identical to its own call: the blocked
+// driver packs A once for all of them, as if their B were concatenated along N. With bf16
+// each is gemm_bf16_mixed (4-bit outputs allowed); without, gemm_f32, and A and every b
+// must be f32 (FT_ERR_ARG otherwise). A fused LoRA layer computes x W^T and x A^T this
+// way, and dY W with dY B. 1 <= n <= GEMM_MULTI_MAX.
+ft_status gemm_multi(const void* a, bool a_f32, size_t na, int64_t M, int64_t K, bool transA,
+                     const gemm_multi_out* outs, int n, bool bf16);
 
 // The low-rank branch of a LoRA layer in one call: h (M,R) = s (x A^T), then y (M,N) +=
 // h B^T; x (M,K), A (R,K), B (N,R), each f32 or bf16. Each product runs through the
@@ -166,7 +167,7 @@ ft_status gemm_blocked(const gemm_kernel& k, gemm_src asrc, const void* a, gemm_
 // The blocked product with a 4-bit B: forward c (M,N) = a (M,K) W(N,K)^T [+ bias], or
 // with backward c (M,K) = a (M,N) W(N,K). a is f32 or bf16 (asrc); the B packer decodes
 // W with `dec` into `kind` values (Q4_OUT_BF16 when k.kpair = 2). Dims already checked.
-// c_s (M, N_s) [+]= op(A) op(B_s) for n outputs sharing A, packed once (gemm_bf16_multi).
+// c_s (M, N_s) [+]= op(A) op(B_s) for n outputs sharing A, packed once (gemm_multi).
 struct gemm_blocked_out {
   gemm_src bsrc;
   const void* b;

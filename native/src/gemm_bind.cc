@@ -60,25 +60,26 @@ Napi::Value GemmBf16Mixed(const Napi::CallbackInfo& info) {
                                             bool_arg(info, 8)));
 }
 
-// gemmBf16Multi(a, M, K, transA, outs) -> status; outs an array of [b, c, N, transB,
-// accumulate, backward?]: a and each dense b a Float32Array (rounded while packed) or a
-// Uint16Array (bf16); b may instead be a 4-bit weight object (c = a W^T, or a W with backward)
-Napi::Value GemmBf16Multi(const Napi::CallbackInfo& info) {
+// gemmMulti(a, M, K, transA, outs, bf16) -> status; outs an array of [b, c, N, transB,
+// accumulate, backward?]: a and each dense b a Float32Array (rounded while packed when
+// bf16) or a Uint16Array (bf16); with bf16, b may instead be a 4-bit weight object
+// (c = a W^T, or a W with backward)
+Napi::Value GemmMulti(const Napi::CallbackInfo& info) {
   Operand a = operand_arg(info, 0);
   Napi::Value list = info[4];
   if (!list.IsArray()) throw Napi::TypeError::New(info.Env(), "argument 4 must be an array of outputs");
   Napi::Array arr = list.As<Napi::Array>();
   const uint32_t n = arr.Length();
-  if (n < 1 || n > (uint32_t)GEMM_MULTI_MAX) throw Napi::RangeError::New(info.Env(), "gemmBf16Multi: 1 to 8 outputs");
+  if (n < 1 || n > (uint32_t)GEMM_MULTI_MAX) throw Napi::RangeError::New(info.Env(), "gemmMulti: 1 to 8 outputs");
   gemm_multi_out outs[GEMM_MULTI_MAX];
   q4_weight weights[GEMM_MULTI_MAX];
   for (uint32_t s = 0; s < n; s++) {
     Napi::Value e = arr.Get(s);
-    if (!e.IsArray()) throw Napi::TypeError::New(info.Env(), "gemmBf16Multi: each output is [b, c, N, transB, accumulate, backward?]");
+    if (!e.IsArray()) throw Napi::TypeError::New(info.Env(), "gemmMulti: each output is [b, c, N, transB, accumulate, backward?]");
     Napi::Array o = e.As<Napi::Array>();
     Napi::Value bv = o.Get(0u), cv = o.Get(1u), nv = o.Get(2u);
     if (!cv.IsTypedArray() || cv.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array || !nv.IsNumber())
-      throw Napi::TypeError::New(info.Env(), "gemmBf16Multi: c must be a Float32Array and N a number");
+      throw Napi::TypeError::New(info.Env(), "gemmMulti: c must be a Float32Array and N a number");
     Napi::Float32Array ct = cv.As<Napi::Float32Array>();
     gemm_multi_out& out = outs[s];
     out = gemm_multi_out{nullptr, false, 0, ct.Data(), ct.ElementLength(), nv.As<Napi::Number>().Int64Value(),
@@ -86,7 +87,7 @@ Napi::Value GemmBf16Multi(const Napi::CallbackInfo& info) {
     if (bv.IsTypedArray()) {
       Napi::TypedArray bt = bv.As<Napi::TypedArray>();
       out.b_f32 = bt.TypedArrayType() == napi_float32_array;
-      if (!out.b_f32 && bt.TypedArrayType() != napi_uint16_array) throw Napi::TypeError::New(info.Env(), "gemmBf16Multi: b must be a Float32Array or Uint16Array");
+      if (!out.b_f32 && bt.TypedArrayType() != napi_uint16_array) throw Napi::TypeError::New(info.Env(), "gemmMulti: b must be a Float32Array or Uint16Array");
       out.b = static_cast<const char*>(bt.ArrayBuffer().Data()) + bt.ByteOffset();
       out.nb = bt.ElementLength();
     } else if (bv.IsObject()) {
@@ -94,10 +95,11 @@ Napi::Value GemmBf16Multi(const Napi::CallbackInfo& info) {
       out.q4 = &weights[s];
       out.q4_backward = o.Get(5u).ToBoolean().Value();
     } else {
-      throw Napi::TypeError::New(info.Env(), "gemmBf16Multi: b must be a typed array or a 4-bit weight object");
+      throw Napi::TypeError::New(info.Env(), "gemmMulti: b must be a typed array or a 4-bit weight object");
     }
   }
-  return status_value(info, gemm_bf16_multi(a.p, a.f32, a.n, int_arg(info, 1), int_arg(info, 2), bool_arg(info, 3), outs, (int)n));
+  return status_value(info, gemm_multi(a.p, a.f32, a.n, int_arg(info, 1), int_arg(info, 2), bool_arg(info, 3), outs, (int)n,
+                                       bool_arg(info, 5)));
 }
 
 // gemmLowRank(x, a, b, h, y, M, K, R, N, s, bf16) -> status; x, a, b each a Float32Array or
@@ -137,7 +139,7 @@ void register_gemm(Napi::Env env, Napi::Object exports) {
   exports.Set("gemmF32", Napi::Function::New(env, GemmF32));
   exports.Set("gemmBf16", Napi::Function::New(env, GemmBf16));
   exports.Set("gemmBf16Mixed", Napi::Function::New(env, GemmBf16Mixed));
-  exports.Set("gemmBf16Multi", Napi::Function::New(env, GemmBf16Multi));
+  exports.Set("gemmMulti", Napi::Function::New(env, GemmMulti));
   exports.Set("gemmLowRank", Napi::Function::New(env, GemmLowRank));
   exports.Set("castF32ToBf16", Napi::Function::New(env, CastF32ToBf16));
   exports.Set("castBf16ToF32", Napi::Function::New(env, CastBf16ToF32));

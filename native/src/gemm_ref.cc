@@ -178,12 +178,13 @@ ft_status gemm_bf16_mixed(const void* a, bool a_f32, size_t na, const void* b, b
   return gemm_blocked(k, as, a, bs, b, bias, c, M, N, K, transA, transB, accumulate);
 }
 
-ft_status gemm_bf16_multi(const void* a, bool a_f32, size_t na, int64_t M, int64_t K, bool transA,
-                          const gemm_multi_out* outs, int n) {
+ft_status gemm_multi(const void* a, bool a_f32, size_t na, int64_t M, int64_t K, bool transA,
+                     const gemm_multi_out* outs, int n, bool bf16) {
   if (n < 1 || n > GEMM_MULTI_MAX) return FT_ERR_ARG;
   bool separate = ft_active_isa() == FT_ISA_SCALAR;
   for (int s = 0; s < n; s++) {
     const gemm_multi_out& o = outs[s];
+    if (!bf16 && (!a_f32 || o.q4 || !o.b_f32)) return FT_ERR_ARG;  // an f32 product takes f32 operands only
     if (o.q4) {  // W^T (N_w rows of K_w) forward, W backward; written, not accumulated; A not transposed
       ft_status st = q4_check(*o.q4);
       if (st != FT_OK) return st;
@@ -202,6 +203,11 @@ ft_status gemm_bf16_multi(const void* a, bool a_f32, size_t na, int64_t M, int64
     ft_status st = FT_OK;
     for (int s = 0; s < n && st == FT_OK; s++) {
       const gemm_multi_out& o = outs[s];
+      if (!bf16) {
+        st = gemm_f32((const float*)a, na, (const float*)o.b, o.nb, nullptr, 0, o.c, o.nc, M, o.N, K, transA, o.transB,
+                      o.accumulate);
+        continue;
+      }
       if (!o.q4) {
         st = gemm_bf16_mixed(a, a_f32, na, o.b, o.b_f32, o.nb, nullptr, 0, o.c, o.nc, M, o.N, K, transA, o.transB,
                              o.accumulate);
@@ -219,19 +225,21 @@ ft_status gemm_bf16_multi(const void* a, bool a_f32, size_t na, int64_t M, int64
     std::free(ab);
     return st;
   }
-  // The kernel gemm_bf16_mixed (or gemm_bf16, both operands bf16; q4_linear, bf16 compute)
-  // picks on this ISA, and the 4-bit decode kind that kernel takes.
+  // The kernel gemm_f32, or gemm_bf16_mixed (gemm_bf16 with both operands bf16; q4_linear
+  // with bf16 compute), picks on this ISA, and the 4-bit decode kind that kernel takes.
   const ft_isa isa = ft_active_isa();
   const gemm_kernel& k = isa == FT_ISA_AVX2 ? gemm_kernel_f32_avx2
-                         : ft_cpu_has_avx512bf16() ? gemm_kernel_bf16_avx512 : gemm_kernel_f32_avx512;
+                         : !bf16 || !ft_cpu_has_avx512bf16() ? gemm_kernel_f32_avx512 : gemm_kernel_bf16_avx512;
   const int32_t kind = k.kpair == 2 ? Q4_OUT_BF16 : Q4_OUT_F32_BF16;
   gemm_blocked_out bo[GEMM_MULTI_MAX];
   for (int s = 0; s < n; s++) {
     const gemm_multi_out& o = outs[s];
-    bo[s] = gemm_blocked_out{o.q4 ? GEMM_SRC_Q4 : o.b_f32 ? GEMM_SRC_F32_BF16 : GEMM_SRC_BF16, o.b, o.transB, o.c, o.N,
-                             o.accumulate, o.q4, o.q4 ? q4_active_decode() : nullptr, kind, o.q4_backward};
+    const gemm_src bs = o.q4 ? GEMM_SRC_Q4 : !bf16 ? GEMM_SRC_F32 : o.b_f32 ? GEMM_SRC_F32_BF16 : GEMM_SRC_BF16;
+    bo[s] = gemm_blocked_out{bs, o.b, o.transB, o.c, o.N, o.accumulate, o.q4, o.q4 ? q4_active_decode() : nullptr, kind,
+                             o.q4_backward};
   }
-  return gemm_blocked_multi(k, a_f32 ? GEMM_SRC_F32_BF16 : GEMM_SRC_BF16, a, transA, M, K, bo, n);
+  const gemm_src as = !bf16 ? GEMM_SRC_F32 : a_f32 ? GEMM_SRC_F32_BF16 : GEMM_SRC_BF16;
+  return gemm_blocked_multi(k, as, a, transA, M, K, bo, n);
 }
 
 ft_status gemm_low_rank(const void* x, bool x_f32, size_t nx, const void* a, bool a_f32, size_t na, const void* b,

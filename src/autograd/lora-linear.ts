@@ -12,7 +12,7 @@
 // rounding of the branch (~2e-3 relative): they round scaling * h and dY where the
 // unfused ops round h and scaling * dY. The unfused composition of ops (linear, dropout,
 // addScaled) is this op's reference; test/autograd/lora-linear.test.ts checks both ways.
-import type { Backend, Bf16Output, FTensor } from '../backend/backend.js';
+import type { Backend, MultiOutput, FTensor } from '../backend/backend.js';
 import type { Quant4Weight } from '../quant/types.js';
 import { scope } from '../tensor/scope.js';
 import { Tensor } from '../tensor/tensor.js';
@@ -67,11 +67,15 @@ function baseBackwardInput(be: Backend, dy: FTensor, base: LowRankBase, w: Tenso
   return be.linear4bitBackwardInput(dy, base.quant, base.computeDtype);
 }
 
-// The base as an operand of Backend.matmulBf16MultiInto under autocast: the dense weight
-// (f32 rounded while packed, or its bf16 copy `w`), or the 4-bit one when it computes in
-// bf16; undefined otherwise (f32 products, or a 4-bit base computing in f32).
-function sharedBase(base: LowRankBase, w: Tensor | undefined, bf16: boolean): { forward: Bf16Output['b']; backward: Bf16Output['b'] } | undefined {
-  if (!bf16) return undefined;
+// The base as an operand of Backend.matmulMultiInto: under autocast the dense weight (f32
+// rounded while packed, or its bf16 copy `w`) or the 4-bit one computing in bf16; in f32,
+// a dense f32 weight when x and the adapter are f32 too. Undefined otherwise (f64 checks,
+// mixed dtypes, a 4-bit base computing in f32).
+function sharedBase(base: LowRankBase, w: Tensor | undefined, bf16: boolean, x: Tensor, ad: LowRankAdapter): { forward: MultiOutput['b']; backward: MultiOutput['b'] } | undefined {
+  if (!bf16) {
+    const f32 = base.kind === 'dense' && base.weight.dtype === 'f32' && x.dtype === 'f32' && ad.a.dtype === 'f32' && ad.b.dtype === 'f32';
+    return f32 ? { forward: base.weight, backward: base.weight } : undefined;
+  }
   if (base.kind === 'dense') return { forward: w ?? base.weight, backward: w ?? base.weight };
   if (base.computeDtype !== 'bf16') return undefined;
   return { forward: { quant: base.quant, backward: false }, backward: { quant: base.quant, backward: true } };
@@ -103,16 +107,15 @@ export function loraLinear(ctx: LowRankContext, x: FTensor, base: LowRankBase, a
   const x2 = x.reshape([m, k]);
   const seed = ctx.seed, p = ad.dropout;
   const xd = seed === undefined ? x2 : be.dropout(x2, p, seed);
-  // Under autocast a base without bias (dense, or 4-bit with bf16 compute) and without
-  // dropout shares x's packing with A: one product of x with W and A side by side, the
-  // same bits as two.
-  const wb = sharedBase(base, w, bf16);
+  // A base without bias (sharedBase says which) and no dropout shares x's packing with A:
+  // one product of x with W and A side by side, the same bits as two.
+  const wb = sharedBase(base, w, bf16, x, ad);
   const shared = wb !== undefined && base.bias === undefined && seed === undefined;
   const hs = Tensor.empty([m, r], bf16 ? 'f32' : xd.dtype); // (M, R) = A dropout(x), then times scaling
   let y: FTensor;
   if (shared) {
     y = Tensor.empty([...x.shape.slice(0, -1), n], 'f32');
-    be.matmulBf16MultiInto(x2, [{ c: y.reshape([m, n]), b: wb.forward, transB: true }, { c: hs, b: a, transB: true }]);
+    be.matmulMultiInto(x2, [{ c: y.reshape([m, n]), b: wb.forward, transB: true }, { c: hs, b: a, transB: true }], { bf16 });
     be.scaleInPlace(hs, ad.scaling);
     productInto(be, bf16, y, hs, b, { transB: true, accumulate: true });
   } else {
@@ -129,7 +132,7 @@ export function loraLinear(ctx: LowRankContext, x: FTensor, base: LowRankBase, a
     if (u !== undefined && tracks(x) && wb !== undefined) {
       // dY W and dY B side by side, dY packed once (as in forward)
       dx = Tensor.empty([m, k], 'f32');
-      be.matmulBf16MultiInto(g2, [{ c: dx, b: wb.backward }, { c: u, b }]);
+      be.matmulMultiInto(g2, [{ c: dx, b: wb.backward }, { c: u, b }], { bf16 });
     } else if (u !== undefined) {
       productInto(be, bf16, u, g2, b, {});
     }

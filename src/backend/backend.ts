@@ -10,11 +10,11 @@ import type { FloatDType } from '../tensor/dtype.js';
 import type { Quant4Weight, QuantType } from '../quant/types.js';
 
 /**
- * One output of Backend.matmulBf16MultiInto: c [+]= op(a) op(b) with a dense b (as
- * matmulBf16Into), or c = a W^T (a W with backward) with a 4-bit W decoded to bf16 (as
- * linear4bit / linear4bitBackwardInput with bf16 compute; c is written, a not transposed).
+ * One output of Backend.matmulMultiInto: c [+]= op(a) op(b) with a dense b, or (bf16 only)
+ * c = a W^T (a W with backward) with a 4-bit W decoded to bf16 (as linear4bit /
+ * linear4bitBackwardInput with bf16 compute; c is written, a not transposed).
  */
-export interface Bf16Output {
+export interface MultiOutput {
   c: FTensor;
   b: Tensor | { quant: Quant4Weight; backward: boolean };
   transB?: boolean;
@@ -172,12 +172,12 @@ export interface QuantOps {
   /** dx (M, K) = dy (M, N) W, dequantizing the same way (no weight gradient: W is frozen). */
   linear4bitBackwardInput(dy: FTensor, q: Quant4Weight, computeDtype: 'f32' | 'bf16'): Tensor<'f32'>;
   /**
-   * Several products sharing the operand a, each bit-identical to its own call
-   * (matmulBf16Into, or the 4-bit linear with bf16 compute): the native backend packs a
-   * once for all of them. The fused LoRA layer computes x W^T with x A^T, and dY W with
-   * dY B, this way. 1 to 8 outputs.
+   * Several products sharing the operand a, each bit-identical to its own call: with bf16
+   * (the default) matmulBf16Into, or the 4-bit linear with bf16 compute; with bf16 false
+   * matmulInto, every operand f32. The native backend packs a once for all of them. The
+   * fused LoRA layer computes x W^T with x A^T, and dY W with dY B, this way. 1 to 8 outputs.
    */
-  matmulBf16MultiInto(a: Tensor, outs: readonly Bf16Output[], opts?: { transA?: boolean }): void;
+  matmulMultiInto(a: Tensor, outs: readonly MultiOutput[], opts?: { transA?: boolean; bf16?: boolean }): void;
 }
 
 export interface Backend extends GemmOps, NnOps, GradOps, QuantOps {

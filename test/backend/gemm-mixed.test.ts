@@ -13,6 +13,8 @@ import { gemmInto, nativeGemm, type GemmSpec } from '../../src/backend/native/ge
 import { f32ToBf16, refGemm, refGemmInto } from '../../src/backend/ref/gemm.js';
 import { nativeQuant } from '../../src/backend/native/quant.js';
 import { refQuant } from '../../src/backend/ref/quant.js';
+import { nativeGrad } from '../../src/backend/native/grad.js';
+import { refGrad } from '../../src/backend/ref/grad.js';
 import { Rng } from '../helpers/random.js';
 import { eachIsa } from '../helpers/isa.js';
 
@@ -166,7 +168,7 @@ test('gemmBf16Mixed checks buffer sizes (status 1) and dims (status 2)', () => {
   });
 });
 
-test('matmulBf16MultiInto: each output is bit-identical to its own matmulBf16Into, on every ISA and in the reference', () => {
+test('matmulMultiInto: each output is bit-identical to its own matmulBf16Into, on every ISA and in the reference', () => {
   const rng = new Rng(91);
   // [M, K, [N, transB, dtype of b, accumulate] per output]: a LoRA layer's forward
   // (x W^T, x A^T), its backward (dY W, dY B), panel edges (N 50, 16, 40), M not a
@@ -191,7 +193,7 @@ test('matmulBf16MultiInto: each output is bit-identical to its own matmulBf16Int
               return c;
             });
             const got = outs.map(([N], s) => Tensor.from([M, N], 'f32', init[s] ?? []));
-            mops.matmulBf16MultiInto(a, outs.map(([, tB, , acc], s) => ({ c: got[s] ?? a as Tensor<'f32'>, b: bs[s] ?? a, transB: tB, accumulate: acc })), { transA });
+            mops.matmulMultiInto(a, outs.map(([, tB, , acc], s) => ({ c: got[s] ?? a as Tensor<'f32'>, b: bs[s] ?? a, transB: tB, accumulate: acc })), { transA });
             got.forEach((g, s) => assert.deepEqual(g.data, want[s]?.data, `${name} ${isa} M=${M} K=${K} a=${adt} output ${s}`));
           });
         }
@@ -200,11 +202,11 @@ test('matmulBf16MultiInto: each output is bit-identical to its own matmulBf16Int
   }
   // Outputs must agree with a on M and K.
   const a = Tensor.zeros([4, 8], 'f32');
-  assert.throws(() => nativeQuant.matmulBf16MultiInto(a, [{ c: Tensor.zeros([4, 2], 'f32'), b: Tensor.zeros([2, 9], 'f32'), transB: true }]), /matmul|gemm/);
-  assert.throws(() => nativeQuant.matmulBf16MultiInto(a, []), /1 to 8/);
+  assert.throws(() => nativeQuant.matmulMultiInto(a, [{ c: Tensor.zeros([4, 2], 'f32'), b: Tensor.zeros([2, 9], 'f32'), transB: true }]), /matmul|gemm/);
+  assert.throws(() => nativeQuant.matmulMultiInto(a, []), /1 to 8/);
 });
 
-test('matmulBf16MultiInto with a 4-bit output: bit-identical to linear4bit / linear4bitBackwardInput (bf16 compute) beside dense outputs', () => {
+test('matmulMultiInto with a 4-bit output: bit-identical to linear4bit / linear4bitBackwardInput (bf16 compute) beside dense outputs', () => {
   const rng = new Rng(93);
   for (const [M, K, N] of [[70, 128, 96], [5, 64, 64]] as const) {  // blocked, and the small-M path
     scope(() => {
@@ -216,7 +218,7 @@ test('matmulBf16MultiInto with a 4-bit output: bit-identical to linear4bit / lin
           // forward: x (M, K) -> x W^T (M, N) and x A^T (M, 16)
           const x = Tensor.from([M, K], 'f32', rng.normals(M * K));
           const y = Tensor.zeros([M, N], 'f32'), h = Tensor.zeros([M, 16], 'f32');
-          ops.matmulBf16MultiInto(x, [{ c: y, b: { quant, backward: false } }, { c: h, b: lora.a, transB: true }]);
+          ops.matmulMultiInto(x, [{ c: y, b: { quant, backward: false } }, { c: h, b: lora.a, transB: true }]);
           const wantY = ops.linear4bit(x, quant, undefined, 'bf16');
           const wantH = Tensor.zeros([M, 16], 'f32');
           (name === 'native' ? nativeGemm : refGemm).matmulBf16Into(wantH, x, lora.a, { transB: true });
@@ -225,11 +227,35 @@ test('matmulBf16MultiInto with a 4-bit output: bit-identical to linear4bit / lin
           // backward: dY (M, N) -> dY W (M, K) and dY B (M, 16)
           const dy = Tensor.from([M, N], 'f32', rng.normals(M * N));
           const dx = Tensor.zeros([M, K], 'f32'), u = Tensor.zeros([M, 16], 'f32');
-          ops.matmulBf16MultiInto(dy, [{ c: dx, b: { quant, backward: true } }, { c: u, b: lora.b }]);
+          ops.matmulMultiInto(dy, [{ c: dx, b: { quant, backward: true } }, { c: u, b: lora.b }]);
           assert.deepEqual(dx.data, ops.linear4bitBackwardInput(dy, quant, 'bf16').data, `${name} ${isa} M=${M} backward 4-bit`);
         });
       }
-      assert.throws(() => nativeQuant.matmulBf16MultiInto(Tensor.zeros([M, K + 1], 'f32'), [{ c: Tensor.zeros([M, N], 'f32'), b: { quant, backward: false } }]), /do not fit the 4-bit W/);
+      assert.throws(() => nativeQuant.matmulMultiInto(Tensor.zeros([M, K + 1], 'f32'), [{ c: Tensor.zeros([M, N], 'f32'), b: { quant, backward: false } }]), /do not fit the 4-bit W/);
     });
   }
+});
+
+test('matmulMultiInto with bf16 false: each output bit-identical to its own f32 matmulInto; bf16 or 4-bit operands refused', () => {
+  const rng = new Rng(95);
+  for (const [M, K, N1, N2, transA] of [[70, 96, 64, 16, false], [45, 1100, 50, 16, false], [3, 64, 48, 8, false], [33, 70, 32, 17, true]] as const) {
+    scope(() => {
+      const a = Tensor.from(transA ? [K, M] : [M, K], 'f32', rng.normals(M * K));
+      const b1 = Tensor.from([N1, K], 'f32', rng.normals(N1 * K)), b2 = Tensor.from([K, N2], 'f32', rng.normals(K * N2));
+      const c2init = rng.normals(M * N2);
+      for (const [name, grad, mops] of [['native', nativeGrad, nativeQuant], ['ref', refGrad, refQuant]] as const) {
+        eachIsa((isa) => {
+          const w1 = Tensor.zeros([M, N1], 'f32'), w2 = Tensor.from([M, N2], 'f32', c2init);
+          grad.matmulInto(w1, a, b1, { transA, transB: true });
+          grad.matmulInto(w2, a, b2, { transA, accumulate: true });
+          const g1 = Tensor.zeros([M, N1], 'f32'), g2 = Tensor.from([M, N2], 'f32', c2init);
+          mops.matmulMultiInto(a, [{ c: g1, b: b1, transB: true }, { c: g2, b: b2, accumulate: true }], { transA, bf16: false });
+          assert.deepEqual(g1.data, w1.data, `${name} ${isa} M=${M} K=${K} output 0`);
+          assert.deepEqual(g2.data, w2.data, `${name} ${isa} M=${M} K=${K} output 1`);
+        });
+      }
+    });
+  }
+  const a = Tensor.zeros([4, 8], 'f32');
+  assert.throws(() => nativeQuant.matmulMultiInto(a, [{ c: Tensor.zeros([4, 2], 'f32'), b: Tensor.zeros([2, 8], 'bf16'), transB: true }], { bf16: false }), /f32 operands/);
 });

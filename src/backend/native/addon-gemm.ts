@@ -20,13 +20,13 @@ export interface GemmAddon {
   gemmBf16Mixed(a: Float32Array | Uint16Array, b: Float32Array | Uint16Array, c: Float32Array, M: number, N: number, K: number,
     transA: boolean, transB: boolean, accumulate: boolean, bias?: Float32Array | null): number;
   /**
-   * Several gemmBf16Mixed products sharing a: outs are [b, c, N, transB, accumulate,
-   * backward], each c (M,N) [+]= op(a) op(b); b may be a 4-bit weight (c = a W^T, or a W
-   * with backward, bf16 compute, as q4Linear / q4LinearBackward). a is packed once for
-   * all (1 to 8 outputs).
+   * Several products sharing a, gemmBf16Mixed each (gemmF32 with bf16 false: every operand
+   * f32): outs are [b, c, N, transB, accumulate, backward], each c (M,N) [+]= op(a) op(b);
+   * with bf16, b may be a 4-bit weight (c = a W^T, or a W with backward, as q4Linear /
+   * q4LinearBackward with bf16 compute). a is packed once for all (1 to 8 outputs).
    */
-  gemmBf16Multi(a: Float32Array | Uint16Array, M: number, K: number, transA: boolean,
-    outs: Array<[Float32Array | Uint16Array | Q4WeightArgs, Float32Array, number, boolean, boolean, boolean]>): number;
+  gemmMulti(a: Float32Array | Uint16Array, M: number, K: number, transA: boolean,
+    outs: Array<[Float32Array | Uint16Array | Q4WeightArgs, Float32Array, number, boolean, boolean, boolean]>, bf16: boolean): number;
   /** h (M,R) = s (x A^T), then y (M,N) += h B^T: gemmF32 / gemmBf16Mixed products as the separate ops. */
   gemmLowRank(x: Float32Array | Uint16Array, a: Float32Array | Uint16Array, b: Float32Array | Uint16Array, h: Float32Array,
     y: Float32Array, M: number, K: number, R: number, N: number, s: number, bf16: boolean): number;

@@ -95,34 +95,38 @@ export const nativeQuant: QuantOps = {
     }
   },
 
-  matmulBf16MultiInto(a, outs, opts = {}) {
-    const transA = opts.transA ?? false;
-    if (outs.length < 1 || outs.length > 8) throw new ShapeError(`matmulBf16MultiInto: ${outs.length} outputs, expected 1 to 8`);
+  matmulMultiInto(a, outs, opts = {}) {
+    const transA = opts.transA ?? false, bf16 = opts.bf16 ?? true;
+    if (outs.length < 1 || outs.length > 8) throw new ShapeError(`matmulMultiInto: ${outs.length} outputs, expected 1 to 8`);
     const ad = a.data;
-    if (!(ad instanceof Float32Array || ad instanceof Uint16Array)) throw new ShapeError(`matmulBf16MultiInto: a is ${a.dtype} ${fmt(a.shape)}, expected f32 or bf16`);
-    if (a.shape.length !== 2) throw new ShapeError(`matmulBf16MultiInto: a ${fmt(a.shape)} must be 2-D (M, K), or (K, M) with transA`);
+    if (!(ad instanceof Float32Array || ad instanceof Uint16Array)) throw new ShapeError(`matmulMultiInto: a is ${a.dtype} ${fmt(a.shape)}, expected f32 or bf16`);
+    if (a.shape.length !== 2) throw new ShapeError(`matmulMultiInto: a ${fmt(a.shape)} must be 2-D (M, K), or (K, M) with transA`);
     const [r0 = 0, r1 = 0] = a.shape;
     const [M, K] = transA ? [r1, r0] : [r0, r1];
     const list: Array<[Float32Array | Uint16Array | Q4WeightArgs, Float32Array, number, boolean, boolean, boolean]> = [];
     for (const o of outs) {
       const cd = o.c.data;
-      if (!(cd instanceof Float32Array)) throw new ShapeError(`matmulBf16MultiInto: c is ${o.c.dtype} ${fmt(o.c.shape)}, expected f32`);
+      if (!(cd instanceof Float32Array)) throw new ShapeError(`matmulMultiInto: c is ${o.c.dtype} ${fmt(o.c.shape)}, expected f32`);
       if (o.b instanceof Tensor) {
         const spec = matmulDims(a, o.b, transA, o.transB ?? false);
-        checkGemm('matmulBf16MultiInto', a, o.b, o.c, spec);
+        checkGemm('matmulMultiInto', a, o.b, o.c, spec);
         const bd = o.b.data;
-        if (!(bd instanceof Float32Array || bd instanceof Uint16Array)) throw new ShapeError(`matmulBf16MultiInto: b is ${o.b.dtype}, expected f32 or bf16`);
+        if (!(bd instanceof Float32Array || bd instanceof Uint16Array)) throw new ShapeError(`matmulMultiInto: b is ${o.b.dtype}, expected f32 or bf16`);
+        if (!bf16 && !(ad instanceof Float32Array && bd instanceof Float32Array)) {
+          throw new ShapeError(`matmulMultiInto: an f32 product takes f32 operands, got a ${a.dtype} and b ${o.b.dtype}`, 'pass bf16: true for bf16 products');
+        }
         list.push([bd, cd, spec.N, o.transB ?? false, o.accumulate ?? false, false]);
         continue;
       }
-      const args = weightArgs('matmulBf16MultiInto', o.b.quant);
+      if (!bf16) throw new ShapeError('matmulMultiInto: a 4-bit output computes in bf16', 'pass bf16: true (the default)');
+      const args = weightArgs('matmulMultiInto', o.b.quant);
       const [k, n] = o.b.backward ? [args.N, args.K] : [args.K, args.N];
       if (transA || o.accumulate === true || K !== k || o.c.size !== M * n) {
-        throw new ShapeError(`matmulBf16MultiInto: a ${fmt(a.shape)}${transA ? ' transposed' : ''} and c ${fmt(o.c.shape)} do not fit the 4-bit W [${args.N}, ${args.K}]${o.b.backward ? ' (backward)' : ''}`,
+        throw new ShapeError(`matmulMultiInto: a ${fmt(a.shape)}${transA ? ' transposed' : ''} and c ${fmt(o.c.shape)} do not fit the 4-bit W [${args.N}, ${args.K}]${o.b.backward ? ' (backward)' : ''}`,
           'a 4-bit output takes a (M, K) untransposed and writes c (M, N), without accumulate');
       }
       list.push([args, cd, n, false, false, o.b.backward]);
     }
-    check(native().gemmBf16Multi(ad, M, K, transA, list), 'gemm_bf16_multi');
+    check(native().gemmMulti(ad, M, K, transA, list, bf16), 'gemm_multi');
   },
 };

@@ -10,6 +10,7 @@ import { quantize4 } from '../../quant/blockwise.js';
 import { buildWeight, checkQuantize, checkWeight, dequantizedValues, dtypeName, valuesF32 } from '../../quant/weight.js';
 import type { Quant4Weight } from '../../quant/types.js';
 import { f32ToBf16, refGemm, refGemmFloat, refGemmInto } from './gemm.js';
+import { matmulDims } from '../native/gemm.js';
 
 /** The dequantized W (N, K) in the dtype the product runs in: f32, bf16 (rounded) or f64. */
 function denseWeight<D extends 'f32' | 'bf16' | 'f64'>(q: Quant4Weight, dtype: D): Tensor<D> {
@@ -77,16 +78,18 @@ export const refQuant: QuantOps = {
   linear4bitBackwardInput,
 
   // The products one by one: the reference of the native shared-packing version.
-  matmulBf16MultiInto(a, outs, opts = {}) {
-    if (outs.length < 1 || outs.length > 8) throw new ShapeError(`matmulBf16MultiInto: ${outs.length} outputs, expected 1 to 8`);
+  matmulMultiInto(a, outs, opts = {}) {
+    if (outs.length < 1 || outs.length > 8) throw new ShapeError(`matmulMultiInto: ${outs.length} outputs, expected 1 to 8`);
     for (const o of outs) {
       if (o.b instanceof Tensor) {
-        refGemm.matmulBf16Into(o.c, a, o.b, { transA: opts.transA ?? false, transB: o.transB ?? false, accumulate: o.accumulate ?? false });
+        const spec = matmulDims(a, o.b, opts.transA ?? false, o.transB ?? false);
+        refGemmInto(o.c, a, o.b, { ...spec, accumulate: o.accumulate ?? false }, opts.bf16 ?? true);
         continue;
       }
-      if (opts.transA === true || o.accumulate === true) throw new ShapeError('matmulBf16MultiInto: a 4-bit output takes a untransposed, without accumulate');
+      if (opts.bf16 === false) throw new ShapeError('matmulMultiInto: a 4-bit output computes in bf16');
+      if (opts.transA === true || o.accumulate === true) throw new ShapeError('matmulMultiInto: a 4-bit output takes a untransposed, without accumulate');
       const y = o.b.backward ? linear4bitBackwardInput(a as FTensor, o.b.quant, 'bf16') : linear4bit(a as FTensor, o.b.quant, undefined, 'bf16');
-      if (y.size !== o.c.size) throw new ShapeError(`matmulBf16MultiInto: c [${o.c.shape.join(', ')}] does not hold the 4-bit product [${y.shape.join(', ')}]`);
+      if (y.size !== o.c.size) throw new ShapeError(`matmulMultiInto: c [${o.c.shape.join(', ')}] does not hold the 4-bit product [${y.shape.join(', ')}]`);
       o.c.data.set(y.data);
       y.release();
     }
