@@ -52,6 +52,9 @@ void ops_rmsnorm_f32_ref(const float* x, const float* w, float* out, int64_t N, 
 // inv_freq.float() @ position_ids.float() (an f32 product), then cos / sin in f32.
 void ops_rope_table(const int32_t* positions, const float* inv_freq, int64_t T, int64_t half, float* cos_t,
                     float* sin_t) {
+  // Two libm calls per entry (T * D/2 of them: 16K for a 512-token batch) are worth the
+  // threads; every entry is computed alone, so the table does not depend on their number.
+#pragma omp parallel for schedule(static) if (T * half >= 4096)
   for (int64_t t = 0; t < T; t++) {
     const float pos = (float)positions[t];
     for (int64_t j = 0; j < half; j++) {
