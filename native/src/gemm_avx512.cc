@@ -83,35 +83,28 @@ void gemm_micro_bf16_avx512(int64_t kc, const void* ap_, const void* bp_, float*
   STORE_C_TILE(acc, c, ldc, beta0);
 }
 
-// Rows-contiguous packers walk the source down its k rows, `ks` elements apart: a stride
-// the hardware prefetchers do not follow (a transposed gradient dY^T or an activation in
-// a weight gradient, cold from memory), so each k row asks for the same `bytes` PD rows
-// ahead. Prefetching past the panel's last row only touches memory the caller owns
-// nearby or faults silently (prefetches never fault).
-constexpr int64_t PD = 24;
-template <class T>
-inline void prefetch_ahead(const T* x, int64_t ks, int64_t bytes) {
-  const char* q = (const char*)(x + PD * ks);
-  for (int64_t b = 0; b < bytes; b += 64) _mm_prefetch(q + b, _MM_HINT_T0);
-}
-
-// Rows contiguous (rs == 1): for each k pair, rows r.. of source rows k and k+1 round and
-// interleave into 16 (lo, hi) pairs, stored contiguously at pair-row k/2.
-void pack_pairs_rows(const float* p, int64_t ks, int64_t nr, int64_t R, int64_t kc, uint32_t* dst) {
+// Rows contiguous (rs == 1): for each k pair, rows r.. of source rows k and k+1 become 16
+// bf16 patterns each (widen(row, mask): the low half of each u32 lane) and interleave
+// into 16 (lo, hi) pairs, stored contiguously at pair-row k/2.
+template <class T, class Widen>
+void pack_pairs_rows_t(const T* p, int64_t ks, int64_t nr, int64_t R, int64_t kc, uint32_t* dst, Widen widen) {
   for (int64_t k = 0; k < kc; k += 2) {
-    const float* x0 = p + k * ks;
-    const float* x1 = k + 1 < kc ? x0 + ks : nullptr;
-    prefetch_ahead(x0, ks, nr * 4);
-    prefetch_ahead(x0 + ks, ks, nr * 4);
+    const T* x0 = p + k * ks;
+    const T* x1 = k + 1 < kc ? x0 + ks : nullptr;
     uint32_t* out = dst + (k >> 1) * R;
     for (int64_t r = 0; r < nr; r += 16) {
-      const __mmask16 m = nr - r >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (nr - r)) - 1);
-      const __m512i lo = round_bf16(_mm512_maskz_loadu_ps(m, x0 + r));
-      const __m512i hi = x1 ? round_bf16(_mm512_maskz_loadu_ps(m, x1 + r)) : _mm512_setzero_si512();
+      const __mmask16 m = mask16(nr - r);
+      const __m512i lo = widen(x0 + r, m);
+      const __m512i hi = x1 ? widen(x1 + r, m) : _mm512_setzero_si512();
       _mm512_mask_storeu_epi32(out + r, m, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
     }
   }
 }
+
+// f32 values rounded to bf16 as the cast kernels round them.
+inline __m512i widen_f32(const float* x, __mmask16 m) { return round_bf16(_mm512_maskz_loadu_ps(m, x)); }
+// bf16 patterns as they are.
+inline __m512i widen_bf16(const uint16_t* x, __mmask16 m) { return _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, x)); }
 
 // k contiguous (ks == 1): rows go 16 at a time; row r's pairs j = (k 2j, k 2j+1) of a
 // 32-k block come from load(r) (16 pairs as u32 lanes), then one 16 x 16 transpose turns
@@ -164,7 +157,7 @@ void pack_pairs_cols(const float* p, int64_t rs, int64_t nr, int64_t R, int64_t 
 // The gemm_pack_fn of the bf16 kernel: p (R rows, kc) f32 -> dst (kcp/2, R, 2) bf16 pairs.
 void gemm_pack_f32_bf16_avx512(const float* p, int64_t rs, int64_t ks, int64_t nr, int64_t R, int64_t kc,
                                uint16_t* dst) {
-  if (rs == 1) pack_pairs_rows(p, ks, nr, R, kc, (uint32_t*)dst);
+  if (rs == 1) pack_pairs_rows_t(p, ks, nr, R, kc, (uint32_t*)dst, widen_f32);
   else pack_pairs_cols(p, rs, nr, R, kc, (uint32_t*)dst);
 }
 
@@ -175,7 +168,6 @@ void gemm_pack_f32_avx512(const float* p, int64_t rs, int64_t ks, int64_t nr, in
   if (rs == 1) {
     for (int64_t k = 0; k < kc; k++) {
       const float* x = p + k * ks;
-      prefetch_ahead(x, ks, nr * 4);
       for (int64_t r = 0; r < nr; r += 16) {
         const __mmask16 m = mask16(nr - r);
         _mm512_mask_storeu_ps(dst + k * R + r, m, _mm512_maskz_loadu_ps(m, x + r));
@@ -202,23 +194,8 @@ void gemm_pack_f32_avx512(const float* p, int64_t rs, int64_t ks, int64_t nr, in
 void gemm_pack_bf16_avx512(const uint16_t* p, int64_t rs, int64_t ks, int64_t nr, int64_t R, int64_t kc,
                            uint16_t* dst) {
   uint32_t* d = (uint32_t*)dst;
-  if (rs != 1) {
-    pack_pairs_cols_t(nr, R, kc, d, LoadBf16Pairs{p, rs});
-    return;
-  }
-  for (int64_t k = 0; k < kc; k += 2) {
-    const uint16_t* x0 = p + k * ks;
-    const uint16_t* x1 = k + 1 < kc ? x0 + ks : nullptr;
-    prefetch_ahead(x0, ks, nr * 2);
-    prefetch_ahead(x0 + ks, ks, nr * 2);
-    uint32_t* out = d + (k >> 1) * R;
-    for (int64_t r = 0; r < nr; r += 16) {
-      const __mmask16 m = mask16(nr - r);
-      const __m512i lo = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, x0 + r));
-      const __m512i hi = x1 ? _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, x1 + r)) : _mm512_setzero_si512();
-      _mm512_mask_storeu_epi32(out + r, m, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
-    }
-  }
+  if (rs == 1) pack_pairs_rows_t(p, ks, nr, R, kc, d, widen_bf16);
+  else pack_pairs_cols_t(nr, R, kc, d, LoadBf16Pairs{p, rs});
 }
 
 }  // namespace

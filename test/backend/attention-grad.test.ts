@@ -5,12 +5,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Tensor } from '../../src/tensor/tensor.js';
-import { native } from '../../src/backend/native/addon.js';
 import { nativeGrad } from '../../src/backend/native/grad.js';
 import { refGrad } from '../../src/backend/ref/grad.js';
 import { Rng } from '../helpers/random.js';
 import { assertClose } from '../helpers/close.js';
-import { eachIsa } from '../helpers/isa.js';
+import { eachIsa, withThreads } from '../helpers/isa.js';
 
 const f32 = (shape: number[], values: ArrayLike<number>): Tensor<'f32'> => Tensor.from(shape, 'f32', values);
 
@@ -44,19 +43,13 @@ test('attentionBackward is deterministic: bit-identical on repeat and for 1 or 2
   const B = 3, T = 37, H = 4, Hkv = 2, D = 64, S = T, Smax = T;
   const [q, k, v, dy] = inputs(rng, B, T, H, Hkv, D, Smax);
   if (!q || !k || !v || !dy) throw new Error('inputs');
-  const threads = native().threads();
   eachIsa((isa) => {
-    const run = (t: number): Uint32Array[] => {
-      native().setThreads(t);
+    const run = (t: number): Uint32Array[] => withThreads(t, () => {
       const g = nativeGrad.attentionBackward(q, k, v, S, 0.125, dy);
       return [g.dq, g.dk, g.dv].map((x) => new Uint32Array(x.data.buffer, x.data.byteOffset, x.size));
-    };
-    try {
-      const first = run(2);
-      assert.deepEqual(run(2), first, `${isa} repeat`);
-      assert.deepEqual(run(1), first, `${isa} 1 thread`);
-    } finally {
-      native().setThreads(threads);
-    }
+    });
+    const first = run(2);
+    assert.deepEqual(run(2), first, `${isa} repeat`);
+    assert.deepEqual(run(1), first, `${isa} 1 thread`);
   });
 });

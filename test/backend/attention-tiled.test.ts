@@ -8,14 +8,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Tensor } from '../../src/tensor/tensor.js';
-import { native } from '../../src/backend/native/addon.js';
 import { nativeNn } from '../../src/backend/native/nn.js';
 import { nativeGrad } from '../../src/backend/native/grad.js';
 import { refNn } from '../../src/backend/ref/nn.js';
 import { refGrad } from '../../src/backend/ref/grad.js';
 import { Rng } from '../helpers/random.js';
 import { assertClose } from '../helpers/close.js';
-import { eachIsa } from '../helpers/isa.js';
+import { eachIsa, withThreads } from '../helpers/isa.js';
 
 const f32 = (shape: number[], values: ArrayLike<number>): Tensor<'f32'> => Tensor.from(shape, 'f32', values);
 
@@ -86,20 +85,14 @@ test('tiled attention forward and backward are bit-identical on repeat and for 1
   const c = CASES[0];
   if (!c) throw new Error('case');
   const { q, k, v, dy } = inputs(rng, c);
-  const threads = native().threads();
   const bits = (x: { data: ArrayLike<number> }): Uint32Array => new Uint32Array(Float32Array.from(x.data).buffer);
   eachIsa((isa) => {
-    const run = (t: number): Uint32Array[] => {
-      native().setThreads(t);
+    const run = (t: number): Uint32Array[] => withThreads(t, () => {
       const g = nativeGrad.attentionBackward(q, k, v, c.S, 0.125, dy);
       return [nativeNn.attention(q, k, v, c.S, 0.125), g.dq, g.dk, g.dv].map(bits);
-    };
-    try {
-      const first = run(2);
-      assert.deepEqual(run(2), first, `${isa} repeat`);
-      assert.deepEqual(run(1), first, `${isa} 1 thread`);
-    } finally {
-      native().setThreads(threads);
-    }
+    });
+    const first = run(2);
+    assert.deepEqual(run(2), first, `${isa} repeat`);
+    assert.deepEqual(run(1), first, `${isa} 1 thread`);
   });
 });

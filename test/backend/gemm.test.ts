@@ -11,7 +11,7 @@ import { check, native, type Isa } from '../../src/backend/native/addon.js';
 import { gemmInto, nativeGemm, type GemmSpec } from '../../src/backend/native/gemm.js';
 import { f16ToF32Bits, f32ToBf16, refGemm, refGemmInto } from '../../src/backend/ref/gemm.js';
 import { Rng } from '../helpers/random.js';
-import { eachIsa } from '../helpers/isa.js';
+import { eachIsa, withThreads } from '../helpers/isa.js';
 
 /**
  * f32 GEMM: |native - ref| <= F32_REL * (sum_k |a_ik b_kj| + |c_old| + |bias_j|). The ref
@@ -134,7 +134,6 @@ for (const dtype of ['f32', 'bf16'] as const) {
 
 test('small-M path is deterministic: bit-identical on repeat and for 1 or 2 threads', () => {
   const rng = new Rng(8);
-  const threads = native().threads();
   // N * K * M well past the size where the row groups go parallel; N odd.
   for (const dtype of ['f32', 'bf16'] as const) {
     for (const M of [1, 5]) {
@@ -143,19 +142,14 @@ test('small-M path is deterministic: bit-identical on repeat and for 1 or 2 thre
         const x = randomTensor(rng, [M, K], dtype), w = randomTensor(rng, [N, K], dtype);
         const bias = Tensor.from([N], 'f32', rng.normals(N)), c0 = rng.normals(M * N);
         eachIsa((isa) => {
-          const run = (t: number): Float32Array => {
-            native().setThreads(t);
+          const run = (t: number): Float32Array => withThreads(t, () => {
             const c = Tensor.from([M, N], 'f32', c0);
             gemmInto(c, x, w, { M, N, K, transB: true, accumulate: true, bias });
             return c.data;
-          };
-          try {
-            const first = run(2);
-            assert.deepEqual(run(2), first, `${isa} ${dtype} M=${M} repeat`);
-            assert.deepEqual(run(1), first, `${isa} ${dtype} M=${M} 1 thread`);
-          } finally {
-            native().setThreads(threads);
-          }
+          });
+          const first = run(2);
+          assert.deepEqual(run(2), first, `${isa} ${dtype} M=${M} repeat`);
+          assert.deepEqual(run(1), first, `${isa} ${dtype} M=${M} 1 thread`);
         });
       });
     }
@@ -223,25 +217,19 @@ test('kernels return status 1 for too-small buffers and 2 for bad dims, never cr
 
 test('gemm is deterministic: bit-identical on repeat and for 1 or 2 threads', () => {
   const rng = new Rng(4);
-  const threads = native().threads();
   scope(() => {
     // 'mixed': f32 a rounded to bf16 inside the product (gemm-mixed.test.ts).
     for (const dtype of ['f32', 'bf16', 'mixed'] as const) {
       const a = randomTensor(rng, [300, 270], dtype === 'mixed' ? 'f32' : dtype), b = randomTensor(rng, [90, 270], dtype === 'mixed' ? 'bf16' : dtype);
       eachIsa((isa) => {
-        const run = (t: number): Float32Array => {
-          native().setThreads(t);
+        const run = (t: number): Float32Array => withThreads(t, () => {
           const c = Tensor.zeros([300, 90], 'f32');
           gemmInto(c, a, b, { M: 300, N: 90, K: 270, transB: true });
           return c.data;
-        };
-        try {
-          const first = run(2);
-          assert.deepEqual(run(2), first, `${isa} ${dtype} repeat`);
-          assert.deepEqual(run(1), first, `${isa} ${dtype} 1 thread`);
-        } finally {
-          native().setThreads(threads);
-        }
+        });
+        const first = run(2);
+        assert.deepEqual(run(2), first, `${isa} ${dtype} repeat`);
+        assert.deepEqual(run(1), first, `${isa} ${dtype} 1 thread`);
       });
     }
   });
@@ -252,7 +240,6 @@ test('gemm is deterministic: bit-identical on repeat and for 1 or 2 threads', ()
 // block; K = 2048 is a sequence of tokens.
 test('gemm A^T B with a side <= 16: native matches ref, mixed equals cast-then-gemm, any thread count', () => {
   const rng = new Rng(12);
-  const threads = native().threads();
   for (const [M, N, K] of [[40, 16, 2048], [16, 40, 300], [37, 5, 100], [7, 64, 64], [16, 16, 70]] as const) {
     for (const dtype of ['f32', 'bf16', 'mixed'] as const) {
       scope(() => {
@@ -266,21 +253,16 @@ test('gemm A^T B with a side <= 16: native matches ref, mixed equals cast-then-g
           const bound = Tensor.from([M, N], 'f32', c0.data.map(Math.abs));
           refGemmInto(bound, abs(ab), abs(bb), spec);
           eachIsa((isa) => {
-            const run = (t: number, x: Tensor, y: Tensor): Float32Array => {
-              native().setThreads(t);
+            const run = (t: number, x: Tensor, y: Tensor): Float32Array => withThreads(t, () => {
               const got = Tensor.from([M, N], 'f32', c0.data);
               gemmInto(got, x, y, spec, dtype === 'mixed');
               return got.data;
-            };
-            try {
-              const what = `${isa} ${dtype} M=${M} N=${N} K=${K} accumulate=${accumulate}`;
-              const got = run(2, a, b);
-              assertClose(got, want.data, bound.data, dtype === 'f32' ? F32_REL : BF16_REL, what);
-              assert.deepEqual(run(1, a, b), got, `${what}: 1 thread`);
-              if (dtype === 'mixed') assert.deepEqual(run(2, ab, bb), got, `${what}: cast first`);
-            } finally {
-              native().setThreads(threads);
-            }
+            });
+            const what = `${isa} ${dtype} M=${M} N=${N} K=${K} accumulate=${accumulate}`;
+            const got = run(2, a, b);
+            assertClose(got, want.data, bound.data, dtype === 'f32' ? F32_REL : BF16_REL, what);
+            assert.deepEqual(run(1, a, b), got, `${what}: 1 thread`);
+            if (dtype === 'mixed') assert.deepEqual(run(2, ab, bb), got, `${what}: cast first`);
           });
         }
       });

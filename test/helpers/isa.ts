@@ -1,8 +1,9 @@
 // ISA loops for native-backend tests: run a body under every ISA this CPU supports (each
 // in its own scope(), so its tensors are freed before the next), and restore the ISA
-// that was active before, even when an assertion throws.
+// that was active before, even when an assertion throws; and run a body under a chosen
+// OpenMP thread count.
 import { scope } from '../../src/tensor/scope.js';
-import { activeIsa, setIsa, supportedIsas, type Isa } from '../../src/backend/native/addon.js';
+import { activeIsa, native, setIsa, supportedIsas, type Isa } from '../../src/backend/native/addon.js';
 
 /** Runs fn once per supported ISA inside scope(), restoring the ISA that was active before. */
 export function eachIsa(fn: (isa: Isa) => void): void {
@@ -21,4 +22,15 @@ export function eachIsa(fn: (isa: Isa) => void): void {
 export function eachBackend<Ops>(refOps: Ops, nativeOps: Ops, fn: (ops: Ops, name: string) => void): void {
   scope(() => fn(refOps, 'ref'));
   eachIsa((isa) => fn(nativeOps, `native ${isa}`));
+}
+
+/** fn's result with `threads` OpenMP threads, restoring the count that was set before. */
+export function withThreads<T>(threads: number, fn: () => T): T {
+  const before = native().threads();
+  native().setThreads(threads);
+  try {
+    return fn();
+  } finally {
+    native().setThreads(before);
+  }
 }

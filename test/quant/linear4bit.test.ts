@@ -9,8 +9,9 @@ import { scope } from '../../src/tensor/scope.js';
 import { refQuant } from '../../src/backend/ref/quant.js';
 import { nativeQuant } from '../../src/backend/native/quant.js';
 import { refGemm } from '../../src/backend/ref/gemm.js';
-import { activeIsa, native, setIsa, supportedIsas, type Isa } from '../../src/backend/native/addon.js';
 import { ShapeError } from '../../src/errors.js';
+import { native } from '../../src/backend/native/addon.js';
+import { eachIsa, withThreads } from '../helpers/isa.js';
 import type { Quant4Weight, QuantType } from '../../src/quant/types.js';
 import { Rng } from '../helpers/random.js';
 
@@ -21,18 +22,6 @@ import { Rng } from '../helpers/random.js';
  */
 const F32_REL = 1e-5;
 const BF16_REL = 2e-5;
-
-function eachIsa(fn: (isa: Isa) => void): void {
-  const before = activeIsa();
-  try {
-    for (const isa of supportedIsas()) {
-      setIsa(isa);
-      fn(isa);
-    }
-  } finally {
-    setIsa(before);
-  }
-}
 
 function assertClose(got: Float32Array, want: Float32Array, bound: Float32Array, rel: number, what: string): void {
   assert.equal(got.length, want.length, what);
@@ -104,7 +93,6 @@ test('reference linear4bit is the reference linear on the dequantized matrix (bf
 
 test('fused 4-bit products are deterministic: bit-identical on repeat and for 1 or 2 threads', () => {
   const rng = new Rng(33);
-  const threads = native().threads();
   scope(() => {
     const [N, K] = [301, 515];
     const q = nativeQuant.quantize4bit(Tensor.from([N, K], 'f32', rng.normals(N * K)), { quantType: 'nf4', blocksize: 64, doubleQuant: true });
@@ -112,17 +100,11 @@ test('fused 4-bit products are deterministic: bit-identical on repeat and for 1 
       const x = Tensor.from([M, K], 'f32', rng.normals(M * K)), dy = Tensor.from([M, N], 'f32', rng.normals(M * N));
       for (const cd of ['f32', 'bf16'] as const) {
         eachIsa((isa) => {
-          const run = (t: number): [Float32Array, Float32Array] => {
-            native().setThreads(t);
-            return [nativeQuant.linear4bit(x, q, undefined, cd).data, nativeQuant.linear4bitBackwardInput(dy, q, cd).data];
-          };
-          try {
-            const first = run(2);
-            assert.deepEqual(run(2), first, `${isa} ${cd} M=${M} repeat`);
-            assert.deepEqual(run(1), first, `${isa} ${cd} M=${M} 1 thread`);
-          } finally {
-            native().setThreads(threads);
-          }
+          const run = (t: number): [Float32Array, Float32Array] =>
+            withThreads(t, () => [nativeQuant.linear4bit(x, q, undefined, cd).data, nativeQuant.linear4bitBackwardInput(dy, q, cd).data]);
+          const first = run(2);
+          assert.deepEqual(run(2), first, `${isa} ${cd} M=${M} repeat`);
+          assert.deepEqual(run(1), first, `${isa} ${cd} M=${M} 1 thread`);
         });
       }
     }
