@@ -59,9 +59,13 @@ ft_status gemm_multi(const void* a, bool a_f32, size_t na, int64_t M, int64_t K,
 // dispatcher the separate ops use (gemm_f32 when bf16 is false and both operands are f32,
 // else gemm_bf16_mixed) and the scale through grad_scale_f32, so h and y equal the three
 // separate calls bit for bit; decoding one token it saves two calls per adapted layer.
+// With a base weight w (N,K) (f32 or bf16, not null) y is first overwritten with x W^T,
+// as gemm_multi runs x [W; A]^T (or, where gemm_multi takes no such operands, the two
+// products one by one): the whole forward of a LoRA linear without bias or dropout.
 ft_status gemm_low_rank(const void* x, bool x_f32, size_t nx, const void* a, bool a_f32, size_t na, const void* b,
                         bool b_f32, size_t nb, float* h, size_t nh, float* y, size_t ny, int64_t M, int64_t K,
-                        int64_t R, int64_t N, double s, bool bf16);
+                        int64_t R, int64_t N, double s, bool bf16, const void* w = nullptr, bool w_f32 = false,
+                        size_t nw = 0);
 
 // ---- casts (cast_ref.cc dispatchers): x (n) -> y (n)
 ft_status cast_f32_bf16(const float* x, size_t nx, uint16_t* y, size_t ny, int64_t n);
@@ -210,12 +214,19 @@ ft_status gemm_skinny_tn_avx512(const gemm_skinny_args& g);
 // out (mb,GEMV_ROWS), row m at out[m*GEMV_ROWS]; columns nr.. are left unspecified.
 constexpr int GEMV_ROWS = 4;    // rows of W per tile: 4 streams, each read once
 constexpr int GEMV_MAX_MB = 4;  // rows of x per tile, at most
+// A wide tile dots the same rows of x with GEMV_WIDE_ROWS rows of W, out (mb,GEMV_WIDE_ROWS),
+// and gives the same bits as the 4-row tile: per lane the same K chain, then the 16 lane
+// sums of 16 rows reduced together in the 4-row tile's pairing order (a transpose-
+// reduction: ~3 shuffles and adds per row instead of 8). Where K is short the horizontal
+// sums dominate a 4-row tile (a rank-16 LoRA B at K = 16 is one FMA per 8 reduction ops).
+constexpr int GEMV_WIDE_ROWS = 16;
 typedef void (*gemv_tile_fn)(int64_t K, const void* x, int mb, const void* w, int nr, float* out);
 
 struct gemv_kernel {
   gemv_tile_fn tile;
   int32_t mb;          // rows of x per tile (<= GEMV_MAX_MB)
   int32_t elem_bytes;  // 4: f32 x and W, 2: bf16 x and W
+  gemv_tile_fn wide;   // GEMV_WIDE_ROWS rows of W per tile, same sums as `tile`; null: none
 };
 
 extern const gemv_kernel gemv_kernel_f32_ref, gemv_kernel_bf16_ref;    // gemv_ref.cc
@@ -223,7 +234,8 @@ extern const gemv_kernel gemv_kernel_f32_avx2, gemv_kernel_bf16_avx2;  // gemv_a
 extern const gemv_kernel gemv_kernel_f32_avx512;                       // gemv_avx512.cc
 extern const gemv_kernel gemv_kernel_bf16_avx512;                      // vdpbf16ps; needs ft_cpu_has_avx512bf16()
 
-// Threads split N into GEMV_ROWS-row groups (static schedule); M runs in kernel.mb blocks.
+// Threads split N into GEMV_ROWS-row groups (GEMV_WIDE_ROWS with a wide tile, for short K
+// or one row of x; static schedule); M runs in kernel.mb blocks.
 // x (M,K), w (N,K), bias (N)|null -> y (M,N). Dims are already checked.
 ft_status gemv_rows(const gemv_kernel& g, const void* x, const void* w, const float* bias, float* y, int64_t M,
                     int64_t N, int64_t K, bool accumulate);

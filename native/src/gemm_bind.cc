@@ -102,14 +102,17 @@ Napi::Value GemmMulti(const Napi::CallbackInfo& info) {
                                        bool_arg(info, 5)));
 }
 
-// gemmLowRank(x, a, b, h, y, M, K, R, N, s, bf16) -> status; x, a, b each a Float32Array or
-// a Uint16Array (bf16), h and y Float32Arrays
+// gemmLowRank(x, a, b, h, y, M, K, R, N, s, bf16, w?) -> status; x, a, b and the base
+// weight w (null/undefined: none) each a Float32Array or a Uint16Array (bf16), h and y
+// Float32Arrays
 Napi::Value GemmLowRank(const Napi::CallbackInfo& info) {
   Operand x = operand_arg(info, 0), a = operand_arg(info, 1), b = operand_arg(info, 2);
   View<float> h = f32_arg(info, 3), y = f32_arg(info, 4);
+  const bool base = info.Length() > 11 && !info[11].IsNull() && !info[11].IsUndefined();
+  const Operand w = base ? operand_arg(info, 11) : Operand{nullptr, 0, false};
   return status_value(info, gemm_low_rank(x.p, x.f32, x.n, a.p, a.f32, a.n, b.p, b.f32, b.n, h.p, h.n, y.p, y.n,
                                           int_arg(info, 5), int_arg(info, 6), int_arg(info, 7), int_arg(info, 8),
-                                          num_arg(info, 9), bool_arg(info, 10)));
+                                          num_arg(info, 9), bool_arg(info, 10), w.p, w.f32, w.n));
 }
 
 // castF32ToBf16(x, y, n) -> status

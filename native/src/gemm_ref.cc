@@ -56,6 +56,18 @@ inline float finish(float c, float s, const float* bias, int64_t j, bool accumul
   return bias || accumulate ? base + s : s;
 }
 
+// The GEMV tile kernel gemm_f32 (f32) or gemm_bf16 (bf16 operands) runs on this ISA.
+const gemv_kernel& gemv_f32_kernel() {
+  const ft_isa isa = ft_active_isa();
+  return isa == FT_ISA_AVX512 ? gemv_kernel_f32_avx512 : isa == FT_ISA_AVX2 ? gemv_kernel_f32_avx2 : gemv_kernel_f32_ref;
+}
+const gemv_kernel& gemv_bf16_kernel() {
+  const ft_isa isa = ft_active_isa();
+  return isa == FT_ISA_AVX512 && ft_cpu_has_avx512bf16() ? gemv_kernel_bf16_avx512
+         : isa != FT_ISA_SCALAR                          ? gemv_kernel_bf16_avx2
+                                                         : gemv_kernel_bf16_ref;
+}
+
 }  // namespace
 
 // a (M,K)|(K,M), b (K,N)|(N,K), bias (N)|null -> c (M,N); f32 sum in K order per element.
@@ -94,12 +106,7 @@ ft_status gemm_f32(const float* a, size_t na, const float* b, size_t nb, const f
                    float* c, size_t nc, int64_t M, int64_t N, int64_t K, bool transA, bool transB, bool accumulate) {
   ft_status s = check_dims(na, nb, bias, nbias, nc, M, N, K);
   if (s != FT_OK) return s;
-  if (use_gemv(M, transA, transB)) {
-    const ft_isa isa = ft_active_isa();
-    const gemv_kernel& g = isa == FT_ISA_AVX512 ? gemv_kernel_f32_avx512
-                           : isa == FT_ISA_AVX2 ? gemv_kernel_f32_avx2 : gemv_kernel_f32_ref;
-    return gemv_rows(g, a, b, bias, c, M, N, K, accumulate);
-  }
+  if (use_gemv(M, transA, transB)) return gemv_rows(gemv_f32_kernel(), a, b, bias, c, M, N, K, accumulate);
   if (skinny(a, true, b, true, false, bias, c, M, N, K, transA, transB, accumulate, &s)) return s;
   switch (ft_active_isa()) {
     case FT_ISA_AVX512:
@@ -116,12 +123,8 @@ ft_status gemm_bf16(const uint16_t* a, size_t na, const uint16_t* b, size_t nb, 
                     float* c, size_t nc, int64_t M, int64_t N, int64_t K, bool transA, bool transB, bool accumulate) {
   ft_status s = check_dims(na, nb, bias, nbias, nc, M, N, K);
   if (s != FT_OK) return s;
-  if (use_gemv(M, transA, transB)) {  // AVX-512 without avx512_bf16 widens like AVX2
-    const ft_isa isa = ft_active_isa();
-    const gemv_kernel& g = isa == FT_ISA_AVX512 && ft_cpu_has_avx512bf16() ? gemv_kernel_bf16_avx512
-                           : isa != FT_ISA_SCALAR ? gemv_kernel_bf16_avx2 : gemv_kernel_bf16_ref;
-    return gemv_rows(g, a, b, bias, c, M, N, K, accumulate);
-  }
+  // AVX-512 without avx512_bf16 widens like AVX2
+  if (use_gemv(M, transA, transB)) return gemv_rows(gemv_bf16_kernel(), a, b, bias, c, M, N, K, accumulate);
   if (skinny(a, false, b, false, true, bias, c, M, N, K, transA, transB, accumulate, &s)) return s;
   switch (ft_active_isa()) {
     case FT_ISA_AVX512: {
@@ -244,7 +247,7 @@ ft_status gemm_multi(const void* a, bool a_f32, size_t na, int64_t M, int64_t K,
 
 ft_status gemm_low_rank(const void* x, bool x_f32, size_t nx, const void* a, bool a_f32, size_t na, const void* b,
                         bool b_f32, size_t nb, float* h, size_t nh, float* y, size_t ny, int64_t M, int64_t K,
-                        int64_t R, int64_t N, double s, bool bf16) {
+                        int64_t R, int64_t N, double s, bool bf16, const void* w, bool w_f32, size_t nw) {
   // c [+]= op(p) op(q)^T as Backend.matmulInto / matmulBf16Into would run it
   auto product = [bf16](const void* p, bool p_f32, size_t np, const void* q, bool q_f32, size_t nq, float* c, size_t nc,
                         int64_t m, int64_t n, int64_t k, bool accumulate) {
@@ -255,9 +258,16 @@ ft_status gemm_low_rank(const void* x, bool x_f32, size_t nx, const void* a, boo
   // every size first, so a bad call writes nothing
   if (M < 0 || K < 0 || R < 0 || N < 0 || !std::isfinite(s)) return FT_ERR_ARG;
   if (!ft_fits(nx, (size_t)(M * K)) || !ft_fits(na, (size_t)(R * K)) || !ft_fits(nb, (size_t)(N * R)) ||
-      !ft_fits(nh, (size_t)(M * R)) || !ft_fits(ny, (size_t)(M * N)))
+      !ft_fits(nh, (size_t)(M * R)) || !ft_fits(ny, (size_t)(M * N)) || (w && !ft_fits(nw, (size_t)(N * K))))
     return FT_ERR_SIZE;
-  ft_status st = product(x, x_f32, nx, a, a_f32, na, h, nh, M, R, K, false);
+  ft_status st = FT_OK;
+  if (w && (bf16 || (x_f32 && w_f32 && a_f32))) {
+    const gemm_multi_out outs[2] = {{w, w_f32, nw, y, ny, N, true, false}, {a, a_f32, na, h, nh, R, true, false}};
+    st = gemm_multi(x, x_f32, nx, M, K, false, outs, 2, bf16);
+  } else {
+    if (w) st = product(x, x_f32, nx, w, w_f32, nw, y, ny, M, N, K, false);
+    if (st == FT_OK) st = product(x, x_f32, nx, a, a_f32, na, h, nh, M, R, K, false);
+  }
   if (st == FT_OK) st = grad_scale_f32(h, nh, M * R, s);
   if (st == FT_OK) st = product(h, true, nh, b, b_f32, nb, y, ny, M, N, R, true);
   return st;

@@ -89,5 +89,5 @@ void gemv_tile_bf16_avx2(int64_t K, const void* x, int mb, const void* w, int nr
 
 }  // namespace
 
-const gemv_kernel gemv_kernel_f32_avx2 = {gemv_tile_f32_avx2, MB, 4};
-const gemv_kernel gemv_kernel_bf16_avx2 = {gemv_tile_bf16_avx2, MB, 2};
+const gemv_kernel gemv_kernel_f32_avx2 = {gemv_tile_f32_avx2, MB, 4, nullptr};
+const gemv_kernel gemv_kernel_bf16_avx2 = {gemv_tile_bf16_avx2, MB, 2, nullptr};

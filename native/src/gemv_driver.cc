@@ -4,7 +4,7 @@
 // W row is read once, straight from memory, and dotted with the M rows of x (L1/L2
 // resident), so the product runs at memory bandwidth.
 //
-// Threads take whole groups of GEMV_ROWS rows of W under a static schedule and never
+// Threads take whole groups of GEMV_ROWS (or GEMV_WIDE_ROWS) rows of W under a static schedule and never
 // split K, so each y element is one tile's dot product, whatever the thread count.
 // Compiled without ISA flags: the arithmetic is in the tile kernels (gemv_*.cc).
 #include <omp.h>
@@ -17,6 +17,10 @@ namespace {
 
 // Below this many multiply-adds one thread finishes before a team would start (~5 us).
 constexpr int64_t PARALLEL_MIN_WORK = (int64_t)1 << 17;
+
+// Rows of W up to this many bytes long take the wide tile for any M (a rank-16 LoRA B is
+// 64 bytes): there the 4-row tile spends most of its time in horizontal sums.
+constexpr int64_t GEMV_WIDE_MAX_K_BYTES = 1024;
 
 // y = (accumulate ? y : 0) [+ bias] + s, in the blocked driver's order (bias into C
 // first, then the product added) so both paths round alike.
@@ -32,19 +36,27 @@ inline float finish(float y, float s, const float* bias, int64_t j, bool accumul
 ft_status gemv_rows(const gemv_kernel& g, const void* x, const void* w, const float* bias, float* y, int64_t M,
                     int64_t N, int64_t K, bool accumulate) {
   if (M == 0 || N == 0) return FT_OK;
-  const int64_t groups = (N + GEMV_ROWS - 1) / GEMV_ROWS, es = g.elem_bytes;
+  const int64_t es = g.elem_bytes;
+  const bool parallel = M * N * K >= PARALLEL_MIN_WORK;
+  // The wide tile where horizontal sums weigh (short K) or one row of x reads W once
+  // anyway (16 independent chains instead of 4), unless a parallel product has too few
+  // rows to split; otherwise the 4-row tile, whose W loads serve up to 4 rows of x.
+  // Either gives the same bits.
+  const bool wide = g.wide && (M == 1 || K * es <= GEMV_WIDE_MAX_K_BYTES) && (!parallel || N >= 2 * GEMV_WIDE_ROWS);
+  const gemv_tile_fn tile = wide ? g.wide : g.tile;
+  const int64_t rows = wide ? GEMV_WIDE_ROWS : GEMV_ROWS, groups = (N + rows - 1) / rows;
   const char* xb = (const char*)x;
   const char* wb = (const char*)w;
-#pragma omp parallel for schedule(static) if (M * N * K >= PARALLEL_MIN_WORK)
+#pragma omp parallel for schedule(static) if (parallel)
   for (int64_t grp = 0; grp < groups; grp++) {
-    const int64_t j0 = grp * GEMV_ROWS, nr = N - j0 < GEMV_ROWS ? N - j0 : GEMV_ROWS;
-    float out[GEMV_MAX_MB * GEMV_ROWS];
+    const int64_t j0 = grp * rows, nr = N - j0 < rows ? N - j0 : rows;
+    float out[GEMV_MAX_MB * GEMV_WIDE_ROWS];
     for (int64_t m0 = 0; m0 < M; m0 += g.mb) {
       const int64_t mb = M - m0 < g.mb ? M - m0 : g.mb;
-      g.tile(K, xb + m0 * K * es, (int)mb, wb + j0 * K * es, (int)nr, out);
+      tile(K, xb + m0 * K * es, (int)mb, wb + j0 * K * es, (int)nr, out);
       for (int64_t m = 0; m < mb; m++) {
         float* row = y + (m0 + m) * N;
-        for (int64_t r = 0; r < nr; r++) row[j0 + r] = finish(row[j0 + r], out[m * GEMV_ROWS + r], bias, j0 + r, accumulate);
+        for (int64_t r = 0; r < nr; r++) row[j0 + r] = finish(row[j0 + r], out[m * rows + r], bias, j0 + r, accumulate);
       }
     }
   }

@@ -33,5 +33,5 @@ void gemv_tile_bf16_ref(int64_t K, const void* x_, int mb, const void* w_, int n
 
 }  // namespace
 
-const gemv_kernel gemv_kernel_f32_ref = {gemv_tile_f32_ref, GEMV_MAX_MB, 4};
-const gemv_kernel gemv_kernel_bf16_ref = {gemv_tile_bf16_ref, GEMV_MAX_MB, 2};
+const gemv_kernel gemv_kernel_f32_ref = {gemv_tile_f32_ref, GEMV_MAX_MB, 4, nullptr};
+const gemv_kernel gemv_kernel_bf16_ref = {gemv_tile_bf16_ref, GEMV_MAX_MB, 2, nullptr};

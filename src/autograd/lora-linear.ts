@@ -108,12 +108,18 @@ export function loraLinear(ctx: LowRankContext, x: FTensor, base: LowRankBase, a
   const seed = ctx.seed, p = ad.dropout;
   const xd = seed === undefined ? x2 : be.dropout(x2, p, seed);
   // A base without bias (sharedBase says which) and no dropout shares x's packing with A:
-  // one product of x with W and A side by side, the same bits as two.
+  // one product of x with W and A side by side, the same bits as two (a dense base: inside
+  // lowRankInto).
   const wb = sharedBase(base, w, bf16, x, ad);
   const shared = wb !== undefined && base.bias === undefined && seed === undefined;
   const hs = Tensor.empty([m, r], bf16 ? 'f32' : xd.dtype); // (M, R) = A dropout(x), then times scaling
   let y: FTensor;
-  if (shared) {
+  if (base.kind === 'dense' && base.bias === undefined && seed === undefined) {
+    // base, A and B in one backend call: x [W; A]^T shares x's packing where the products
+    // allow it (as matmulMultiInto); decoding, one parallel region
+    y = Tensor.empty([...x.shape.slice(0, -1), n], 'f32');
+    be.lowRankInto(y.reshape([m, n]), x2, a, b, hs, ad.scaling, bf16, w ?? base.weight);
+  } else if (shared) {
     y = Tensor.empty([...x.shape.slice(0, -1), n], 'f32');
     be.matmulMultiInto(x2, [{ c: y.reshape([m, n]), b: wb.forward, transB: true }, { c: hs, b: a, transB: true }], { bf16 });
     be.scaleInPlace(hs, ad.scaling);

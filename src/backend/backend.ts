@@ -92,9 +92,12 @@ export interface GradOps {
    * The low-rank branch of a LoRA layer: h (M,R) = scaling * (x A^T), then y (M,N) += h B^T,
    * x (M,K), A (R,K), B (N,R). Each product is matmulBf16Into when `bf16` or an operand is
    * bf16, else matmulInto, and the scale is scaleInPlace: the same bits as those three calls
-   * (the native backend makes them in one).
+   * (the native backend makes them in one). With `base` W (N,K), a dense weight, y is
+   * first overwritten with x W^T, the same kind of product: the forward of a LoRA linear
+   * without bias or dropout in one call (native: x [W; A]^T shares x's packing as
+   * matmulMultiInto does).
    */
-  lowRankInto(y: FTensor, x: Tensor, a: Tensor, b: Tensor, h: FTensor, scaling: number, bf16: boolean): void;
+  lowRankInto(y: FTensor, x: Tensor, a: Tensor, b: Tensor, h: FTensor, scaling: number, bf16: boolean, base?: Tensor): void;
   /** dst (N) (+)= column sums of x (M, N): the bias gradient. */
   sumRowsInto(dst: FTensor, x: FTensor, accumulate: boolean): void;
   /** dTable (V, C) += dOut (N, C) rows scattered to ids (N). */

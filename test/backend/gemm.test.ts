@@ -156,6 +156,41 @@ test('small-M path is deterministic: bit-identical on repeat and for 1 or 2 thre
   }
 });
 
+test('small-M path: a decoded row (M = 1) equals the same row of a batch, bit for bit, every ISA and thread count', () => {
+  // On AVX-512, M = 1 takes the 16-row tile (one transpose-reduction for 16 sums) and a
+  // batch with rows past 1024 bytes the 4-row tile (a horizontal sum each): they must give
+  // the same bits, or greedy decoding would depend on how many rows ran together. Short
+  // rows take the 16-row tile either way. N crosses the 16-row groups with a ragged tail;
+  // K crosses the SIMD width, so the masked tails run too.
+  const rng = new Rng(9);
+  for (const dtype of ['f32', 'bf16'] as const) {
+    const long = dtype === 'f32' ? 300 : 600; // past 1024 bytes: the batch takes the 4-row tile
+    for (const K of [1, 7, 16, 17, 33, 64, long, 2 * long + 5]) {
+      for (const N of [1, 5, 16, 17, 40, 301]) {
+        scope(() => {
+          const M = 3;
+          const x = randomTensor(rng, [M, K], dtype), w = randomTensor(rng, [N, K], dtype);
+          const bias = Tensor.from([N], 'f32', rng.normals(N)), c0 = rng.normals(M * N);
+          eachIsa((isa) => {
+            for (const threads of [1, 2]) {
+              withThreads(threads, () => {
+                const batch = Tensor.from([M, N], 'f32', c0);
+                gemmInto(batch, x, w, { M, N, K, transB: true, accumulate: true, bias });
+                for (let m = 0; m < M; m++) {
+                  const row = Tensor.from([1, N], 'f32', c0.subarray(m * N, (m + 1) * N));
+                  const xm = Tensor.from([1, K], dtype, x.data.subarray(m * K, (m + 1) * K));
+                  gemmInto(row, xm, w, { M: 1, N, K, transB: true, accumulate: true, bias });
+                  assert.deepEqual(row.data, batch.data.subarray(m * N, (m + 1) * N), `${isa} ${dtype} K=${K} N=${N} row ${m} ${threads} threads`);
+                }
+              });
+            }
+          });
+        });
+      }
+    }
+  }
+});
+
 test('matmul and linear: native matches ref, f32 and bf16 weights, with and without bias', () => {
   const rng = new Rng(3);
   scope(() => {

@@ -250,32 +250,38 @@ test('sumSquares: equals the float64 sum within 1e-12 relative (every ISA)', () 
   }
 });
 
-test('lowRankInto: h and y bit-identical to the three separate ops (f32, bf16 autocast, bf16 B), every ISA and the reference', () => {
+test('lowRankInto: h and y bit-identical to the separate ops (f32, bf16 autocast, bf16 B or base), with and without a base weight, every ISA and the reference', () => {
   const rng = new Rng(33);
+  // M = 1 and 3 decode (the small-M path), 70 trains (the blocked one, x [W; A]^T shared)
   for (const [M, K, R, N] of [[1, 768, 16, 768], [3, 40, 8, 50], [70, 96, 16, 130]] as const) {
     for (const [bf16, bDtype] of [[false, 'f32'], [true, 'f32'], [false, 'bf16']] as const) {
-      const x = f32([M, K], rng.normals(M * K)), a = f32([R, K], rng.normals(R * K));
-      const b32 = f32([N, R], rng.normals(N * R)), b = bDtype === 'bf16' ? refGemm.cast(b32, 'bf16') : b32;
-      const y0 = rng.normals(M * N);
-      for (const [name, ops, gemm] of [['native', nativeGrad, nativeGemm], ['ref', refGrad, refGemm]] as const) {
-        eachIsa((isa) => {
-          const what = `${name} ${isa} M=${M} bf16=${bf16} B ${bDtype}`;
-          const wantH = f32([M, R], new Float32Array(M * R)), wantY = f32([M, N], y0);
-          const product = (c: Tensor<'f32'>, p: Tensor, q: Tensor, accumulate: boolean): void => {
-            if (bf16 || q.dtype === 'bf16') gemm.matmulBf16Into(c, p, q, { transB: true, accumulate });
-            else ops.matmulInto(c, p, q, { transB: true, accumulate });
-          };
-          product(wantH, x, a, false);
-          ops.scaleInPlace(wantH, 0.375);
-          product(wantY, wantH, b, true);
-          const h = f32([M, R], new Float32Array(M * R)), y = f32([M, N], y0);
-          ops.lowRankInto(y, x, a, b, h, 0.375, bf16);
-          assert.deepEqual(h.data, wantH.data, `${what}: h`);
-          assert.deepEqual(y.data, wantY.data, `${what}: y`);
-        });
+      for (const base of [undefined, 'f32', 'bf16'] as const) {
+        const x = f32([M, K], rng.normals(M * K)), a = f32([R, K], rng.normals(R * K));
+        const b32 = f32([N, R], rng.normals(N * R)), b = bDtype === 'bf16' ? refGemm.cast(b32, 'bf16') : b32;
+        const w32 = f32([N, K], rng.normals(N * K)), w = base === 'bf16' ? refGemm.cast(w32, 'bf16') : base === 'f32' ? w32 : undefined;
+        const y0 = rng.normals(M * N);
+        for (const [name, ops, gemm] of [['native', nativeGrad, nativeGemm], ['ref', refGrad, refGemm]] as const) {
+          eachIsa((isa) => {
+            const what = `${name} ${isa} M=${M} bf16=${bf16} B ${bDtype} base ${base ?? 'none'}`;
+            const wantH = f32([M, R], new Float32Array(M * R)), wantY = f32([M, N], y0);
+            const product = (c: Tensor<'f32'>, p: Tensor, q: Tensor, accumulate: boolean): void => {
+              if (bf16 || q.dtype === 'bf16') gemm.matmulBf16Into(c, p, q, { transB: true, accumulate });
+              else ops.matmulInto(c, p, q, { transB: true, accumulate });
+            };
+            if (w !== undefined) product(wantY, x, w, false);
+            product(wantH, x, a, false);
+            ops.scaleInPlace(wantH, 0.375);
+            product(wantY, wantH, b, true);
+            const h = f32([M, R], new Float32Array(M * R)), y = f32([M, N], y0);
+            ops.lowRankInto(y, x, a, b, h, 0.375, bf16, w);
+            assert.deepEqual(h.data, wantH.data, `${what}: h`);
+            assert.deepEqual(y.data, wantY.data, `${what}: y`);
+          });
+        }
       }
     }
   }
   const z = (r: number, c: number): Tensor<'f32'> => f32([r, c], new Float32Array(r * c));
   assert.throws(() => nativeGrad.lowRankInto(z(2, 5), z(2, 4), z(3, 4), z(5, 3), z(2, 2), 1, false), ShapeError);
+  assert.throws(() => nativeGrad.lowRankInto(z(2, 5), z(2, 4), z(3, 4), z(5, 3), z(2, 3), 1, false, z(5, 3)), ShapeError);
 });

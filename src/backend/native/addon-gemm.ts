@@ -27,9 +27,12 @@ export interface GemmAddon {
    */
   gemmMulti(a: Float32Array | Uint16Array, M: number, K: number, transA: boolean,
     outs: Array<[Float32Array | Uint16Array | Q4WeightArgs, Float32Array, number, boolean, boolean, boolean]>, bf16: boolean): number;
-  /** h (M,R) = s (x A^T), then y (M,N) += h B^T: gemmF32 / gemmBf16Mixed products as the separate ops. */
+  /**
+   * h (M,R) = s (x A^T), then y (M,N) += h B^T: gemmF32 / gemmBf16Mixed products as the
+   * separate ops; with a base weight w (N,K), y = x W^T first (gemmMulti's x [W; A]^T).
+   */
   gemmLowRank(x: Float32Array | Uint16Array, a: Float32Array | Uint16Array, b: Float32Array | Uint16Array, h: Float32Array,
-    y: Float32Array, M: number, K: number, R: number, N: number, s: number, bf16: boolean): number;
+    y: Float32Array, M: number, K: number, R: number, N: number, s: number, bf16: boolean, w?: Float32Array | Uint16Array | null): number;
   /** x (n) f32 -> y (n) bf16, round to nearest even. */
   castF32ToBf16(x: Float32Array, y: Uint16Array, n: number): number;
   /** x (n) bf16 -> y (n) f32, exact. */

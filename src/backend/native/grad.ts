@@ -31,16 +31,17 @@ export const nativeGrad: GradOps = {
     gemmInto(c, a, b, { ...spec, accumulate: opts.accumulate ?? false });
   },
 
-  // y (M, N) += (scaling * x A^T) B^T through h (M, R), in one native call
-  lowRankInto(y, x, a, b, h, scaling, bf16) {
+  // [y (M, N) = x W^T,] y += (scaling * x A^T) B^T through h (M, R), in one native call
+  lowRankInto(y, x, a, b, h, scaling, bf16, base) {
     const hs = matmulDims(x, a, false, true), ys = matmulDims(h, b, false, true);
     if (!hasDtype(h, 'f32') || !hasDtype(y, 'f32')) throw new ShapeError(`lowRankInto: h ${h.dtype} and y ${y.dtype} must be f32 (the native backend writes f32 only)`);
     checkGemm('lowRankInto', x, a, h, hs);
     checkGemm('lowRankInto', h, b, y, { ...ys, accumulate: true });
-    const xd = x.data, ad = a.data, bd = b.data;
-    if (!isF32OrBf16(xd) || !isF32OrBf16(ad) || !isF32OrBf16(bd)) return; // checkGemm has thrown
+    if (base !== undefined) checkGemm('lowRankInto', x, base, y, matmulDims(x, base, false, true));
+    const xd = x.data, ad = a.data, bd = b.data, wd = base?.data ?? null;
+    if (!isF32OrBf16(xd) || !isF32OrBf16(ad) || !isF32OrBf16(bd) || (wd !== null && !isF32OrBf16(wd))) return; // checkGemm has thrown
     checks.scaleInPlace(h, scaling);
-    check(native().gemmLowRank(xd, ad, bd, f32(h), f32(y), hs.M, hs.K, hs.N, ys.N, scaling, bf16), 'gemm_low_rank');
+    check(native().gemmLowRank(xd, ad, bd, f32(h), f32(y), hs.M, hs.K, hs.N, ys.N, scaling, bf16, wd), 'gemm_low_rank');
   },
 
   // x (M, N) -> dst (N) [+]= column sums

@@ -69,12 +69,13 @@ export const refGrad: GradOps = {
     refGemmInto(c, a, b, { ...spec, accumulate: opts.accumulate ?? false });
   },
 
-  // y (M, N) += (scaling * x A^T) B^T through h (M, R): the three ops it stands for
-  lowRankInto(y, x, a, b, h, scaling, bf16) {
+  // [y (M, N) = x W^T,] y += (scaling * x A^T) B^T through h (M, R): the ops it stands for
+  lowRankInto(y, x, a, b, h, scaling, bf16, base) {
     const product = (c: FTensor, p: Tensor, q: Tensor, accumulate: boolean): void => {
       if (bf16 || p.dtype === 'bf16' || q.dtype === 'bf16') refGemm.matmulBf16Into(c, p, q, { transB: true, accumulate });
       else refGrad.matmulInto(c, p, q, { transB: true, accumulate });
     };
+    if (base !== undefined) product(y, x, base, false);
     product(h, x, a, false);
     refGrad.scaleInPlace(h, scaling);
     product(y, h, b, true);
