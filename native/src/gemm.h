@@ -234,11 +234,22 @@ extern const gemv_kernel gemv_kernel_f32_avx2, gemv_kernel_bf16_avx2;  // gemv_a
 extern const gemv_kernel gemv_kernel_f32_avx512;                       // gemv_avx512.cc
 extern const gemv_kernel gemv_kernel_bf16_avx512;                      // vdpbf16ps; needs ft_cpu_has_avx512bf16()
 
+// Below this many multiply-adds one thread finishes before a team would start (~5 us, and
+// more when the other threads have gone to sleep: a small model's decode runs almost
+// nothing in parallel).
+constexpr int64_t GEMV_PARALLEL_MIN_WORK = (int64_t)1 << 17;
+// A LoRA layer's rank-R products at decode, next to a base product that has just run on
+// every thread: split from this size on. Their A and B come from memory (the base weights
+// of a token evict them from L3), and one thread's short streams read at ~10 GB/s
+// (bench/lowrank-decode.ts: medium layers -22 us per block of seven, in cache too).
+constexpr int64_t GEMV_LORA_PARALLEL_MIN_WORK = (int64_t)1 << 13;
+
 // Threads split N into GEMV_ROWS-row groups (GEMV_WIDE_ROWS with a wide tile, for short K
-// or one row of x; static schedule); M runs in kernel.mb blocks.
+// or one row of x; static schedule) when M * N * K >= parallel_min; M runs in kernel.mb
+// blocks.
 // x (M,K), w (N,K), bias (N)|null -> y (M,N). Dims are already checked.
 ft_status gemv_rows(const gemv_kernel& g, const void* x, const void* w, const float* bias, float* y, int64_t M,
-                    int64_t N, int64_t K, bool accumulate);
+                    int64_t N, int64_t K, bool accumulate, int64_t parallel_min = GEMV_PARALLEL_MIN_WORK);
 // The same with a 4-bit W (N,K): each group of GEMV_ROWS rows is decoded once (`kind`
 // values matching the tile: f32, or bf16 patterns for a bf16 tile) into a per-thread
 // buffer, then dotted with every row of x (M,K). bias (N)|null -> y (M,N) (overwritten).

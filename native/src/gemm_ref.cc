@@ -260,8 +260,15 @@ ft_status gemm_low_rank(const void* x, bool x_f32, size_t nx, const void* a, boo
   if (!ft_fits(nx, (size_t)(M * K)) || !ft_fits(na, (size_t)(R * K)) || !ft_fits(nb, (size_t)(N * R)) ||
       !ft_fits(nh, (size_t)(M * R)) || !ft_fits(ny, (size_t)(M * N)) || (w && !ft_fits(nw, (size_t)(N * K))))
     return FT_ERR_SIZE;
+  // Decoding with a base product big enough to have run on every thread: the f32 rank-R
+  // products as gemm_f32 runs them (the small-M path, same tiles and bits), split over the
+  // threads from a lower size (GEMV_LORA_PARALLEL_MIN_WORK).
+  const bool decode = w && M <= GEMV_MAX_M && M * N * K >= GEMV_PARALLEL_MIN_WORK && !bf16 && x_f32 && a_f32 && b_f32;
   ft_status st = FT_OK;
-  if (w && (bf16 || (x_f32 && w_f32 && a_f32))) {
+  if (decode) {
+    st = product(x, x_f32, nx, w, w_f32, nw, y, ny, M, N, K, false);
+    if (st == FT_OK) st = gemv_rows(gemv_f32_kernel(), x, a, nullptr, h, M, R, K, false, GEMV_LORA_PARALLEL_MIN_WORK);
+  } else if (w && (bf16 || (x_f32 && w_f32 && a_f32))) {
     const gemm_multi_out outs[2] = {{w, w_f32, nw, y, ny, N, true, false}, {a, a_f32, na, h, nh, R, true, false}};
     st = gemm_multi(x, x_f32, nx, M, K, false, outs, 2, bf16);
   } else {
@@ -269,6 +276,7 @@ ft_status gemm_low_rank(const void* x, bool x_f32, size_t nx, const void* a, boo
     if (st == FT_OK) st = product(x, x_f32, nx, a, a_f32, na, h, nh, M, R, K, false);
   }
   if (st == FT_OK) st = grad_scale_f32(h, nh, M * R, s);
+  if (st == FT_OK && decode) return gemv_rows(gemv_f32_kernel(), h, b, nullptr, y, M, N, R, true, GEMV_LORA_PARALLEL_MIN_WORK);
   if (st == FT_OK) st = product(h, true, nh, b, b_f32, nb, y, ny, M, N, R, true);
   return st;
 }

@@ -15,9 +15,6 @@
 
 namespace {
 
-// Below this many multiply-adds one thread finishes before a team would start (~5 us).
-constexpr int64_t PARALLEL_MIN_WORK = (int64_t)1 << 17;
-
 // Rows of W up to this many bytes long take the wide tile for any M (a rank-16 LoRA B is
 // 64 bytes): there the 4-row tile spends most of its time in horizontal sums.
 constexpr int64_t GEMV_WIDE_MAX_K_BYTES = 1024;
@@ -34,10 +31,10 @@ inline float finish(float y, float s, const float* bias, int64_t j, bool accumul
 }  // namespace
 
 ft_status gemv_rows(const gemv_kernel& g, const void* x, const void* w, const float* bias, float* y, int64_t M,
-                    int64_t N, int64_t K, bool accumulate) {
+                    int64_t N, int64_t K, bool accumulate, int64_t parallel_min) {
   if (M == 0 || N == 0) return FT_OK;
   const int64_t es = g.elem_bytes;
-  const bool parallel = M * N * K >= PARALLEL_MIN_WORK;
+  const bool parallel = M * N * K >= parallel_min;
   // The wide tile where horizontal sums weigh (short K) or one row of x reads W once
   // anyway (16 independent chains instead of 4), unless a parallel product has too few
   // rows to split; otherwise the 4-row tile, whose W loads serve up to 4 rows of x.
@@ -69,7 +66,7 @@ ft_status gemv_rows_q4(const gemv_kernel& g, q4_gemv_fn fused, const void* x, co
   if (M == 0 || N == 0) return FT_OK;
   if (K % 32 != 0) fused = nullptr;
   const int64_t groups = (N + GEMV_ROWS - 1) / GEMV_ROWS, es = g.elem_bytes;
-  const int T = M * N * K >= PARALLEL_MIN_WORK ? omp_get_max_threads() : 1;
+  const int T = M * N * K >= GEMV_PARALLEL_MIN_WORK ? omp_get_max_threads() : 1;
   // One decoded group of rows per thread (GEMV_ROWS x K values, L2-resident for K <= 16k).
   const size_t stride = (size_t)((GEMV_ROWS * K * es + 63) / 64 * 64 + 64);
   const PoolScratch scratch(stride * T);
