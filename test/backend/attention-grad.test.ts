@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { nativeGrad } from '../../src/backend/native/grad.js';
+import { native } from '../../src/backend/native/addon.js';
 import { refGrad } from '../../src/backend/ref/grad.js';
 import { Rng } from '../helpers/random.js';
 import { assertClose } from '../helpers/close.js';
@@ -51,5 +52,21 @@ test('attentionBackward is deterministic: bit-identical on repeat and for 1 or 2
     const first = run(2);
     assert.deepEqual(run(2), first, `${isa} repeat`);
     assert.deepEqual(run(1), first, `${isa} 1 thread`);
+  });
+});
+
+test('attentionBackward writes dq, dk and dv whole, rows past S included: NaN-filled outputs give the same bits (the wrapper allocates them uninitialized)', () => {
+  const rng = new Rng(33);
+  const B = 2, T = 13, H = 4, Hkv = 2, D = 64, S = T + 2, Smax = S + 3;
+  const [q, k, v, dy] = inputs(rng, B, T, H, Hkv, D, Smax);
+  if (!q || !k || !v || !dy) throw new Error('inputs');
+  eachIsa((isa) => {
+    const run = (fill: number): Float32Array[] => {
+      const out = [q.size, k.size, v.size].map((n) => new Float32Array(n).fill(fill));
+      const [dq, dk, dv] = out as [Float32Array, Float32Array, Float32Array];
+      assert.equal(native().gradAttentionBwdF32(q.data, k.data, v.data, dy.data, dq, dk, dv, B, T, H, Hkv, D, Smax, S, 0.125), 0, isa);
+      return out;
+    };
+    assert.deepEqual(run(NaN), run(0), isa);
   });
 });

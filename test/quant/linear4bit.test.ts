@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { scope } from '../../src/tensor/scope.js';
 import { refQuant } from '../../src/backend/ref/quant.js';
-import { nativeQuant } from '../../src/backend/native/quant.js';
+import { nativeQuant, weightArgs } from '../../src/backend/native/quant.js';
 import { refGemm } from '../../src/backend/ref/gemm.js';
 import { ShapeError } from '../../src/errors.js';
 import { native } from '../../src/backend/native/addon.js';
@@ -105,6 +105,37 @@ test('fused 4-bit products are deterministic: bit-identical on repeat and for 1 
           const first = run(2);
           assert.deepEqual(run(2), first, `${isa} ${cd} M=${M} repeat`);
           assert.deepEqual(run(1), first, `${isa} ${cd} M=${M} 1 thread`);
+        });
+      }
+    }
+  });
+});
+
+test('4-bit kernels write their outputs whole: NaN-filled outputs give the same bits (the wrappers allocate them uninitialized)', () => {
+  const rng = new Rng(35);
+  scope(() => {
+    for (const [N, K] of [[37, 45], [33, 256]] as const) {
+      const q = nativeQuant.quantize4bit(Tensor.from([N, K], 'f32', rng.normals(N * K)), { quantType: 'nf4', blocksize: 32, doubleQuant: true });
+      const args = weightArgs('test', q);
+      for (const M of [1, 130]) {
+        const x = new Float32Array(rng.normals(M * K)), dy = new Float32Array(rng.normals(M * N));
+        const xb = Tensor.from([M, K], 'f32', x), dyb = Tensor.from([M, N], 'f32', dy);
+        const [x16, dy16] = [refGemm.cast(xb, 'bf16').data, refGemm.cast(dyb, 'bf16').data];
+        eachIsa((isa) => {
+          const filled = (n: number, v: number): Float32Array => new Float32Array(n).fill(v);
+          for (const [name, run] of [
+            ['linear f32', (out: Float32Array) => native().q4Linear(args, x, null, out, M)],
+            ['linear bf16', (out: Float32Array) => native().q4Linear(args, x16, null, out, M)],
+            ['backward f32', (out: Float32Array) => native().q4LinearBackward(args, dy, out, M)],
+            ['backward bf16', (out: Float32Array) => native().q4LinearBackward(args, dy16, out, M)],
+            ['dequantize', (out: Float32Array) => native().q4Dequantize(args, out)],
+          ] as const) {
+            const n = name.startsWith('linear') ? M * N : name.startsWith('backward') ? M * K : N * K;
+            const zero = filled(n, 0), nan = filled(n, NaN);
+            assert.equal(run(zero), 0, `${isa} ${name}`);
+            assert.equal(run(nan), 0, `${isa} ${name}`);
+            assert.deepEqual(nan, zero, `${isa} ${name} N=${N} K=${K} M=${M}`);
+          }
         });
       }
     }

@@ -16,7 +16,7 @@ import { checkGemm, matmulDims } from './gemm.js';
 import { fmt } from '../nn-checks.js';
 
 /** q's arrays as the kernels take them (sizes are checked again natively). */
-function weightArgs(op: string, q: Quant4Weight): Q4WeightArgs {
+export function weightArgs(op: string, q: Quant4Weight): Q4WeightArgs {
   const [N, K] = checkWeight(op, q);
   const n = q.nested;
   return {
@@ -35,7 +35,7 @@ function operand(op: string, x: FTensor, width: number, computeDtype: 'f32' | 'b
   }
   const rows = width === 0 ? x.shape.slice(0, -1).reduce((p, v) => p * v, 1) : x.size / width;
   if (computeDtype === 'f32') return { data: d, rows, release: () => undefined };
-  const xb = Tensor.zeros(x.shape, 'bf16', 'workspace');
+  const xb = Tensor.empty(x.shape, 'bf16', 'workspace'); // the cast writes every value
   check(native().castF32ToBf16(d, xb.data, x.size), 'cast_f32_bf16');
   return { data: xb.data, rows, release: () => xb.release() };
 }
@@ -60,7 +60,7 @@ export const nativeQuant: QuantOps = {
 
   dequantize4bit(q) {
     const args = weightArgs('dequantize4bit', q);
-    const out = Tensor.zeros([args.N, args.K], 'f32');
+    const out = Tensor.empty([args.N, args.K], 'f32'); // written whole
     check(native().q4Dequantize(args, out.data), 'q4_dequantize');
     return out;
   },
@@ -73,7 +73,7 @@ export const nativeQuant: QuantOps = {
     }
     const xs = operand('linear4bit', x, args.K, computeDtype);
     try {
-      const y = Tensor.zeros([...x.shape.slice(0, -1), args.N], 'f32');
+      const y = Tensor.empty([...x.shape.slice(0, -1), args.N], 'f32'); // overwritten (not accumulated)
       const b = bias?.data instanceof Float32Array ? bias.data : null;
       check(native().q4Linear(args, xs.data, b, y.data, xs.rows), 'q4_linear');
       return y;
@@ -87,7 +87,7 @@ export const nativeQuant: QuantOps = {
     const args = weightArgs('linear4bitBackwardInput', q);
     const ds = operand('linear4bitBackwardInput', dy, args.N, computeDtype);
     try {
-      const dx = Tensor.zeros([...dy.shape.slice(0, -1), args.K], 'f32');
+      const dx = Tensor.empty([...dy.shape.slice(0, -1), args.K], 'f32'); // overwritten
       check(native().q4LinearBackward(args, ds.data, dx.data, ds.rows), 'q4_linear_bwd');
       return dx;
     } finally {
