@@ -162,14 +162,25 @@ ft_status grad_attention_bwd_f32(const float* q, size_t q_n, const float* k, siz
   if (!ft_fits(q_n, nq) || !ft_fits(dout_n, nq) || !ft_fits(dq_n, nq) || !ft_fits(k_n, nkv) || !ft_fits(v_n, nkv) ||
       !ft_fits(dk_n, nkv) || !ft_fits(dv_n, nkv))
     return FT_ERR_SIZE;
-  std::memset(dk, 0, nkv * sizeof(float));
-  std::memset(dv, 0, nkv * sizeof(float));
+  const ft_isa isa = ft_active_isa();
+  if (isa == FT_ISA_AVX512 || isa == FT_ISA_AVX2) {
+    // The tiles' scatters write every key row below S of dk and dv: zero only the rows
+    // from S to Smax (the unused part of a cache), or all when there is nothing to scatter.
+    const int64_t from = nq == 0 ? 0 : S, row = Hkv * D;
+    for (int64_t b = 0; b < B; b++) {
+      std::memset(dk + (b * Smax + from) * row, 0, (size_t)((Smax - from) * row) * sizeof(float));
+      std::memset(dv + (b * Smax + from) * row, 0, (size_t)((Smax - from) * row) * sizeof(float));
+    }
+  } else {
+    std::memset(dk, 0, nkv * sizeof(float));  // the row kernels accumulate into them
+    std::memset(dv, 0, nkv * sizeof(float));
+  }
   if (nq == 0) return FT_OK;
   // The tiled kernels where the ISA has one (the scalar reference stays one row at a time).
-  if (ft_active_isa() == FT_ISA_AVX512)
+  if (isa == FT_ISA_AVX512)
     return attention_bwd_tiled(grad_attention_bwd_tile_f32_avx512, ops_attention_pack_f32_avx512, q, k, v, dout, dq, dk,
                                dv, B, T, H, Hkv, D, Smax, S, (float)scale);
-  if (ft_active_isa() == FT_ISA_AVX2)
+  if (isa == FT_ISA_AVX2)
     return attention_bwd_tiled(grad_attention_bwd_tile_f32_avx2, ops_attention_pack_f32_ref, q, k, v, dout, dq, dk, dv,
                                B, T, H, Hkv, D, Smax, S, (float)scale);
   const int threads = omp_get_max_threads();
