@@ -2,6 +2,7 @@
 // (ft_f32_to_bf16 in ftune.h, NaN stays a quiet NaN); bf16 -> f32 and f16 -> f32 are exact.
 // Every ISA produces the same bits. Large casts split into fixed chunks over threads.
 #include "gemm.h"
+#include "parallel.h"
 
 namespace {
 
@@ -32,13 +33,12 @@ ft_status cast_f32_bf16(const float* x, size_t nx, uint16_t* y, size_t ny, int64
   ft_status s = check_n(nx, ny, n);
   if (s != FT_OK) return s;
   const ft_isa isa = ft_active_isa();
-#pragma omp parallel for schedule(static) if (n > CHUNK)
-  for (int64_t i0 = 0; i0 < n; i0 += CHUNK) {
-    const int64_t m = n - i0 < CHUNK ? n - i0 : CHUNK;
+  ft_parallel_for((n + CHUNK - 1) / CHUNK, n > CHUNK, [&](int64_t c) {
+    const int64_t i0 = c * CHUNK, m = n - i0 < CHUNK ? n - i0 : CHUNK;
     if (isa == FT_ISA_AVX512) cast_f32_bf16_avx512(x + i0, y + i0, m);
     else if (isa == FT_ISA_AVX2) cast_f32_bf16_avx2(x + i0, y + i0, m);
     else cast_f32_bf16_ref(x + i0, y + i0, m);
-  }
+  });
   return FT_OK;
 }
 
@@ -53,8 +53,10 @@ ft_status widen(widen_fn ref, widen_fn avx2, widen_fn avx512, const uint16_t* x,
   if (s != FT_OK) return s;
   const ft_isa isa = ft_active_isa();
   const widen_fn fn = isa == FT_ISA_AVX512 ? avx512 : isa == FT_ISA_AVX2 ? avx2 : ref;
-#pragma omp parallel for schedule(static) if (n > CHUNK)
-  for (int64_t i0 = 0; i0 < n; i0 += CHUNK) fn(x + i0, y + i0, n - i0 < CHUNK ? n - i0 : CHUNK);
+  ft_parallel_for((n + CHUNK - 1) / CHUNK, n > CHUNK, [&](int64_t c) {
+    const int64_t i0 = c * CHUNK;
+    fn(x + i0, y + i0, n - i0 < CHUNK ? n - i0 : CHUNK);
+  });
   return FT_OK;
 }
 

@@ -12,6 +12,7 @@
 #include "gemm.h"
 #include "pool.h"
 #include "quant.h"
+#include "parallel.h"
 
 namespace {
 
@@ -44,8 +45,7 @@ ft_status gemv_rows(const gemv_kernel& g, const void* x, const void* w, const fl
   const int64_t rows = wide ? GEMV_WIDE_ROWS : GEMV_ROWS, groups = (N + rows - 1) / rows;
   const char* xb = (const char*)x;
   const char* wb = (const char*)w;
-#pragma omp parallel for schedule(static) if (parallel)
-  for (int64_t grp = 0; grp < groups; grp++) {
+  ft_parallel_for(groups, parallel, [&](int64_t grp) {
     const int64_t j0 = grp * rows, nr = N - j0 < rows ? N - j0 : rows;
     float out[GEMV_MAX_MB * GEMV_WIDE_ROWS];
     for (int64_t m0 = 0; m0 < M; m0 += g.mb) {
@@ -56,7 +56,7 @@ ft_status gemv_rows(const gemv_kernel& g, const void* x, const void* w, const fl
         for (int64_t r = 0; r < nr; r++) row[j0 + r] = finish(row[j0 + r], out[m * rows + r], bias, j0 + r, accumulate);
       }
     }
-  }
+  });
   return FT_OK;
 }
 

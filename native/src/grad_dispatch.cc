@@ -11,6 +11,7 @@
 #include "dispatch.h"
 #include "grad.h"
 #include "ops.h"
+#include "parallel.h"
 
 namespace {
 
@@ -83,8 +84,7 @@ ft_status grad_sum_rows_f32(const float* x, size_t x_n, float* dst, size_t dst_n
   if (!ft_count2(M, N, &nx)) return FT_ERR_ARG;
   if (!ft_fits(x_n, nx) || !ft_fits(dst_n, (size_t)N)) return FT_ERR_SIZE;
   const int64_t blocks = blocks_of(N, COLS);
-#pragma omp parallel for schedule(static) if ((int64_t)nx >= PAR_MIN)
-  for (int64_t b = 0; b < blocks; b++) {
+  ft_parallel_for(blocks, (int64_t)nx >= PAR_MIN, [&](int64_t b) {
     const int64_t c0 = b * COLS, c1 = min64(N, c0 + COLS);
     double acc[COLS];
     for (int64_t c = c0; c < c1; c++) acc[c - c0] = accumulate ? (double)dst[c] : 0.0;
@@ -92,7 +92,7 @@ ft_status grad_sum_rows_f32(const float* x, size_t x_n, float* dst, size_t dst_n
       for (int64_t c = c0; c < c1; c++) acc[c - c0] += x[i * N + c];
     }
     for (int64_t c = c0; c < c1; c++) dst[c] = (float)acc[c - c0];
-  }
+  });
   return FT_OK;
 }
 
@@ -106,15 +106,14 @@ ft_status grad_embedding_bwd_f32(const int32_t* ids, size_t ids_n, const float* 
   }
   // Each work item owns a column block of the whole table and adds the rows in order.
   const int64_t blocks = blocks_of(C, COLS);
-#pragma omp parallel for schedule(static) if ((int64_t)no >= PAR_MIN)
-  for (int64_t b = 0; b < blocks; b++) {
+  ft_parallel_for(blocks, (int64_t)no >= PAR_MIN, [&](int64_t b) {
     const int64_t c0 = b * COLS, c1 = min64(C, c0 + COLS);
     for (int64_t i = 0; i < N; i++) {
       float* row = dtable + (int64_t)ids[i] * C;
       const float* g = dout + i * C;
       for (int64_t c = c0; c < c1; c++) row[c] += g[c];
     }
-  }
+  });
   return FT_OK;
 }
 
@@ -130,16 +129,14 @@ ft_status grad_rmsnorm_bwd_f32(const float* x, size_t x_n, const float* w, size_
   if (rstd == nullptr) return FT_ERR_ALLOC;
   const auto fn = FT_PICK_ISA(grad_rmsnorm_bwd_f32);
   const bool par = (int64_t)nx >= PAR_MIN;
-#pragma omp parallel for schedule(static) if (par)
-  for (int64_t i = 0; i < N; i++) fn(x + i * C, w, dout + i * C, dx + i * C, rstd + i, C, (float)eps);
+  ft_parallel_for(N, par, [&](int64_t i) { fn(x + i * C, w, dout + i * C, dx + i * C, rstd + i, C, (float)eps); });
   if (dw != nullptr) {  // each thread a contiguous run of columns, all rows (column sums in row order)
     const auto dwfn = FT_PICK_ISA(grad_rmsnorm_dw_f32);
     const int64_t T = par ? omp_get_max_threads() : 1, per = (blocks_of(C, T) + 15) / 16 * 16;
-#pragma omp parallel for schedule(static) if (par)
-    for (int64_t t = 0; t < T; t++) {
+    ft_parallel_for(T, par, [&](int64_t t) {
       const int64_t c0 = t * per, c1 = min64(C, c0 + per);
       if (c0 < c1) dwfn(x, dout, rstd, dw, N, C, c0, c1);
-    }
+    });
   }
   std::free(rstd);
   return FT_OK;
@@ -219,11 +216,10 @@ ft_status grad_silu_mul_bwd_f32(const float* gate, size_t gate_n, const float* u
     return FT_ERR_SIZE;
   const auto fn = FT_PICK_ISA(grad_silu_mul_bwd_f32);
   const int64_t blocks = blocks_of(n, BLOCK);
-#pragma omp parallel for schedule(static) if (n >= PAR_MIN)
-  for (int64_t i = 0; i < blocks; i++) {
+  ft_parallel_for(blocks, n >= PAR_MIN, [&](int64_t i) {
     const int64_t o = i * BLOCK, len = min64(BLOCK, n - o);
     fn(gate + o, up + o, dout + o, dgate + o, dup + o, len);
-  }
+  });
   return FT_OK;
 }
 
@@ -239,8 +235,7 @@ ft_status grad_cross_entropy_f32(float* logits, size_t logits_n, const int32_t* 
   }
   const auto fn = FT_PICK_ISA(grad_cross_entropy_f32);
   const auto argmax = FT_PICK_ISA(ops_argmax_f32);
-#pragma omp parallel for schedule(static) if ((int64_t)nx >= PAR_MIN)
-  for (int64_t i = 0; i < N; i++) {
+  ft_parallel_for(N, (int64_t)nx >= PAR_MIN, [&](int64_t i) {
     if (predicted) argmax(logits + i * V, predicted + i, 1, V);
     if (labels[i] == -100) {
       std::memset(logits + i * V, 0, (size_t)V * sizeof(float));
@@ -248,7 +243,7 @@ ft_status grad_cross_entropy_f32(float* logits, size_t logits_n, const int32_t* 
     } else {
       loss[i] = fn(logits + i * V, V, labels[i], grad_scale);
     }
-  }
+  });
   return FT_OK;
 }
 
@@ -259,11 +254,10 @@ ft_status grad_dropout_f32(const float* x, size_t x_n, float* out, size_t out_n,
   const uint32_t threshold = grad_dropout_threshold(p);
   const float scale = (float)(1.0 / (1.0 - p));
   const int64_t blocks = blocks_of(n, BLOCK);
-#pragma omp parallel for schedule(static) if (n >= PAR_MIN)
-  for (int64_t i = 0; i < blocks; i++) {
+  ft_parallel_for(blocks, n >= PAR_MIN, [&](int64_t i) {
     const int64_t o = i * BLOCK;
     fn(x + o, out + o, min64(BLOCK, n - o), (uint64_t)o, (uint64_t)seed, threshold, scale);
-  }
+  });
   return FT_OK;
 }
 
@@ -273,11 +267,10 @@ ft_status grad_add_scaled_f32(const float* a, size_t a_n, const float* b, size_t
   if (!ft_fits(a_n, (size_t)n) || !ft_fits(b_n, (size_t)n) || !ft_fits(out_n, (size_t)n)) return FT_ERR_SIZE;
   const auto fn = FT_PICK_ISA(grad_add_scaled_f32);
   const int64_t blocks = blocks_of(n, BLOCK);
-#pragma omp parallel for schedule(static) if (n >= PAR_MIN)
-  for (int64_t i = 0; i < blocks; i++) {
+  ft_parallel_for(blocks, n >= PAR_MIN, [&](int64_t i) {
     const int64_t o = i * BLOCK;
     fn(a + o, b + o, out + o, min64(BLOCK, n - o), (float)s);
-  }
+  });
   return FT_OK;
 }
 
@@ -286,8 +279,7 @@ ft_status grad_scale_f32(float* x, size_t x_n, int64_t n, double s) {
   if (!ft_fits(x_n, (size_t)n)) return FT_ERR_SIZE;
   const auto fn = FT_PICK_ISA(grad_scale_f32);
   const int64_t blocks = blocks_of(n, BLOCK);
-#pragma omp parallel for schedule(static) if (n >= PAR_MIN)
-  for (int64_t i = 0; i < blocks; i++) fn(x + i * BLOCK, min64(BLOCK, n - i * BLOCK), (float)s);
+  ft_parallel_for(blocks, n >= PAR_MIN, [&](int64_t i) { fn(x + i * BLOCK, min64(BLOCK, n - i * BLOCK), (float)s); });
   return FT_OK;
 }
 
@@ -298,11 +290,10 @@ ft_status grad_sum_squares_f32(const float* x, size_t x_n, int64_t n, double* ou
   double* sums = static_cast<double*>(std::malloc((size_t)(blocks > 0 ? blocks : 1) * sizeof(double)));
   if (sums == nullptr) return FT_ERR_ALLOC;
   const auto fn = FT_PICK_ISA(grad_sum_squares_f32);
-#pragma omp parallel for schedule(static) if (n >= PAR_MIN)
-  for (int64_t i = 0; i < blocks; i++) {
+  ft_parallel_for(blocks, n >= PAR_MIN, [&](int64_t i) {
     const int64_t o = i * GRAD_SS_BLOCK;
     sums[i] = fn(x + o, min64(GRAD_SS_BLOCK, n - o));
-  }
+  });
   double s = 0;
   for (int64_t i = 0; i < blocks; i++) s += sums[i];
   std::free(sums);
@@ -328,10 +319,9 @@ ft_status grad_adamw_f32(float* param, size_t param_n, const float* grad, size_t
   };
   const auto fn = FT_PICK_ISA(grad_adamw_f32);
   const int64_t blocks = blocks_of(n, BLOCK);
-#pragma omp parallel for schedule(static) if (n >= PAR_MIN)
-  for (int64_t i = 0; i < blocks; i++) {
+  ft_parallel_for(blocks, n >= PAR_MIN, [&](int64_t i) {
     const int64_t o = i * BLOCK;
     fn(param + o, grad + o, m + o, v + o, min64(BLOCK, n - o), &c);
-  }
+  });
   return FT_OK;
 }

@@ -9,6 +9,7 @@
 #include "attention.h"
 #include "dispatch.h"
 #include "ops.h"
+#include "parallel.h"
 
 namespace {
 
@@ -47,11 +48,10 @@ ft_status check_elementwise(size_t a_n, size_t b_n, size_t out_n, int64_t n) {
 // a, b (n) -> out (n) in blocks of BLOCK elements, one block per work item.
 void run_blocks(binary_fn fn, const float* a, const float* b, float* out, int64_t n) {
   const int64_t blocks = (n + BLOCK - 1) / BLOCK;
-#pragma omp parallel for schedule(static) if (n >= PAR_MIN)
-  for (int64_t i = 0; i < blocks; i++) {
+  ft_parallel_for(blocks, n >= PAR_MIN, [&](int64_t i) {
     const int64_t len = n - i * BLOCK < BLOCK ? n - i * BLOCK : BLOCK;
     fn(a + i * BLOCK, b + i * BLOCK, out + i * BLOCK, len);
-  }
+  });
 }
 
 typedef void (*pack_fn)(const float* k, int64_t n, int64_t stride, int64_t D, float* kt);
@@ -64,8 +64,7 @@ ft_status ops_embedding_f32(const int32_t* ids, size_t ids_n, const float* table
                             size_t out_n, int64_t N, int64_t V, int64_t C) {
   const ft_status st = check_embedding(ids, ids_n, table_n, out_n, N, V, C);
   if (st != FT_OK) return st;
-#pragma omp parallel for schedule(static) if (N * C >= PAR_MIN)
-  for (int64_t i = 0; i < N; i++) ops_embedding_f32_ref(ids + i, table, out + i * C, 1, C);
+  ft_parallel_for(N, N * C >= PAR_MIN, [&](int64_t i) { ops_embedding_f32_ref(ids + i, table, out + i * C, 1, C); });
   return FT_OK;
 }
 
@@ -73,8 +72,7 @@ ft_status ops_embedding_bf16(const int32_t* ids, size_t ids_n, const uint16_t* t
                              size_t out_n, int64_t N, int64_t V, int64_t C) {
   const ft_status st = check_embedding(ids, ids_n, table_n, out_n, N, V, C);
   if (st != FT_OK) return st;
-#pragma omp parallel for schedule(static) if (N * C >= PAR_MIN)
-  for (int64_t i = 0; i < N; i++) ops_embedding_bf16_ref(ids + i, table, out + i * C, 1, C);
+  ft_parallel_for(N, N * C >= PAR_MIN, [&](int64_t i) { ops_embedding_bf16_ref(ids + i, table, out + i * C, 1, C); });
   return FT_OK;
 }
 
@@ -84,8 +82,7 @@ ft_status ops_rmsnorm_f32(const float* x, size_t x_n, const float* w, size_t w_n
   if (!ft_count2(N, C, &nx) || !(eps >= 0) || !std::isfinite(eps)) return FT_ERR_ARG;
   if (!ft_fits(x_n, nx) || !ft_fits(w_n, (size_t)C) || !ft_fits(out_n, nx)) return FT_ERR_SIZE;
   const auto fn = FT_PICK_ISA(ops_rmsnorm_f32);
-#pragma omp parallel for schedule(static) if (N * C >= PAR_MIN)
-  for (int64_t i = 0; i < N; i++) fn(x + i * C, w, out + i * C, 1, C, (float)eps);
+  ft_parallel_for(N, N * C >= PAR_MIN, [&](int64_t i) { fn(x + i * C, w, out + i * C, 1, C, (float)eps); });
   return FT_OK;
 }
 
@@ -112,11 +109,10 @@ ft_status ops_rope_rotate_f32(const float* x, size_t x_n, const int32_t* positio
   }
   const auto fn = FT_PICK_ISA(ops_rope_f32);
   // One work item per token (b, t): its H heads share the position's cos / sin.
-#pragma omp parallel for schedule(static) if ((int64_t)nx >= PAR_MIN)
-  for (int64_t bt = 0; bt < B * T; bt++) {
+  ft_parallel_for(B * T, (int64_t)nx >= PAR_MIN, [&](int64_t bt) {
     const int64_t t = bt % T;
     fn(x + bt * H * D, cos_t + t * half, sin_t + t * half, out + bt * H * D, H, D);
-  }
+  });
   std::free(table);
   return FT_OK;
 }
@@ -236,8 +232,7 @@ ft_status ops_softmax_f32(const float* x, size_t x_n, float* out, size_t out_n, 
   const float inv_temp = (float)(1.0 / temperature);
   if (!std::isfinite(inv_temp)) return FT_ERR_ARG;  // temperature below ~3e-39
   const auto fn = FT_PICK_ISA(ops_softmax_f32);
-#pragma omp parallel for schedule(static) if ((int64_t)nx >= PAR_MIN)
-  for (int64_t i = 0; i < N; i++) fn(x + i * V, out + i * V, 1, V, inv_temp);
+  ft_parallel_for(N, (int64_t)nx >= PAR_MIN, [&](int64_t i) { fn(x + i * V, out + i * V, 1, V, inv_temp); });
   return FT_OK;
 }
 
@@ -246,7 +241,6 @@ ft_status ops_argmax_f32(const float* x, size_t x_n, int32_t* out, size_t out_n,
   if (!ft_count2(N, V, &nx) || V < 1 || V > INT32_MAX) return FT_ERR_ARG;
   if (!ft_fits(x_n, nx) || !ft_fits(out_n, (size_t)N)) return FT_ERR_SIZE;
   const auto fn = FT_PICK_ISA(ops_argmax_f32);
-#pragma omp parallel for schedule(static) if ((int64_t)nx >= PAR_MIN)
-  for (int64_t i = 0; i < N; i++) fn(x + i * V, out + i, 1, V);
+  ft_parallel_for(N, (int64_t)nx >= PAR_MIN, [&](int64_t i) { fn(x + i * V, out + i, 1, V); });
   return FT_OK;
 }

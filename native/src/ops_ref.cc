@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 #include "ops.h"
+#include "parallel.h"
 
 // ids (N), table (V, C) f32 -> out (N, C). ids were range-checked by the dispatcher.
 void ops_embedding_f32_ref(const int32_t* ids, const float* table, float* out, int64_t N, int64_t C) {
@@ -54,15 +55,14 @@ void ops_rope_table(const int32_t* positions, const float* inv_freq, int64_t T, 
                     float* sin_t) {
   // Two libm calls per entry (T * D/2 of them: 16K for a 512-token batch) are worth the
   // threads; every entry is computed alone, so the table does not depend on their number.
-#pragma omp parallel for schedule(static) if (T * half >= 4096)
-  for (int64_t t = 0; t < T; t++) {
+  ft_parallel_for(T, T * half >= 4096, [&](int64_t t) {
     const float pos = (float)positions[t];
     for (int64_t j = 0; j < half; j++) {
       const float angle = pos * inv_freq[j];
       cos_t[t * half + j] = (float)std::cos((double)angle);
       sin_t[t * half + j] = (float)std::sin((double)angle);
     }
-  }
+  });
 }
 
 // One token: x (H, D), cos, sin (D/2) -> out (H, D). rotate_half: for j < D/2,
