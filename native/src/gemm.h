@@ -61,7 +61,8 @@ ft_status gemm_multi(const void* a, bool a_f32, size_t na, int64_t M, int64_t K,
 // separate calls bit for bit; decoding one token it saves two calls per adapted layer.
 // With a base weight w (N,K) (f32 or bf16, not null) y is first overwritten with x W^T,
 // as gemm_multi runs x [W; A]^T (or, where gemm_multi takes no such operands, the two
-// products one by one): the whole forward of a LoRA linear without bias or dropout.
+// products one by one): the whole forward of a LoRA linear without bias or dropout. h null:
+// a scratch of the call's own (nothing reads h afterwards).
 ft_status gemm_low_rank(const void* x, bool x_f32, size_t nx, const void* a, bool a_f32, size_t na, const void* b,
                         bool b_f32, size_t nb, float* h, size_t nh, float* y, size_t ny, int64_t M, int64_t K,
                         int64_t R, int64_t N, double s, bool bf16, const void* w = nullptr, bool w_f32 = false,

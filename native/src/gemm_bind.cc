@@ -103,11 +103,11 @@ Napi::Value GemmMulti(const Napi::CallbackInfo& info) {
 }
 
 // gemmLowRank(x, a, b, h, y, M, K, R, N, s, bf16, w?) -> status; x, a, b and the base
-// weight w (null/undefined: none) each a Float32Array or a Uint16Array (bf16), h and y
-// Float32Arrays
+// weight w (null/undefined: none) each a Float32Array or a Uint16Array (bf16), h (null: a
+// scratch of the call's own) and y Float32Arrays
 Napi::Value GemmLowRank(const Napi::CallbackInfo& info) {
   Operand x = operand_arg(info, 0), a = operand_arg(info, 1), b = operand_arg(info, 2);
-  View<float> h = f32_arg(info, 3), y = f32_arg(info, 4);
+  View<float> h = opt_f32_arg(info, 3), y = f32_arg(info, 4);
   const bool base = info.Length() > 11 && !info[11].IsNull() && !info[11].IsUndefined();
   const Operand w = base ? operand_arg(info, 11) : Operand{nullptr, 0, false};
   return status_value(info, gemm_low_rank(x.p, x.f32, x.n, a.p, a.f32, a.n, b.p, b.f32, b.n, h.p, h.n, y.p, y.n,

@@ -258,8 +258,18 @@ ft_status gemm_low_rank(const void* x, bool x_f32, size_t nx, const void* a, boo
   // every size first, so a bad call writes nothing
   if (M < 0 || K < 0 || R < 0 || N < 0 || !std::isfinite(s)) return FT_ERR_ARG;
   if (!ft_fits(nx, (size_t)(M * K)) || !ft_fits(na, (size_t)(R * K)) || !ft_fits(nb, (size_t)(N * R)) ||
-      !ft_fits(nh, (size_t)(M * R)) || !ft_fits(ny, (size_t)(M * N)) || (w && !ft_fits(nw, (size_t)(N * K))))
+      (h && !ft_fits(nh, (size_t)(M * R))) || !ft_fits(ny, (size_t)(M * N)) || (w && !ft_fits(nw, (size_t)(N * K))))
     return FT_ERR_SIZE;
+  if (!h) {  // no caller needs h: a scratch, on the stack when small (decoding)
+    float local[1024];
+    const size_t n = (size_t)(M * R);
+    float* scratch = n <= 1024 ? local : (float*)std::malloc((n > 0 ? n : 1) * sizeof(float));
+    if (!scratch) return FT_ERR_ALLOC;
+    const ft_status st = gemm_low_rank(x, x_f32, nx, a, a_f32, na, b, b_f32, nb, scratch, n, y, ny, M, K, R, N, s, bf16, w,
+                                       w_f32, nw);
+    if (scratch != local) std::free(scratch);
+    return st;
+  }
   // Decoding with a base product big enough to have run on every thread: the f32 rank-R
   // products as gemm_f32 runs them (the small-M path, same tiles and bits), split over the
   // threads from a lower size (GEMV_LORA_PARALLEL_MIN_WORK).

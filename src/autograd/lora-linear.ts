@@ -112,21 +112,27 @@ export function loraLinear(ctx: LowRankContext, x: FTensor, base: LowRankBase, a
   // lowRankInto).
   const wb = sharedBase(base, w, bf16, x, ad);
   const shared = wb !== undefined && base.bias === undefined && seed === undefined;
-  const hs = Tensor.empty([m, r], bf16 ? 'f32' : xd.dtype); // (M, R) = A dropout(x), then times scaling
+  // (M, R) = A dropout(x), then times scaling; backward reads it for dB
+  const newH = (): FTensor => Tensor.empty([m, r], bf16 ? 'f32' : xd.dtype);
+  let hs: FTensor | undefined;
   let y: FTensor;
   if (base.kind === 'dense' && base.bias === undefined && seed === undefined) {
     // base, A and B in one backend call: x [W; A]^T shares x's packing where the products
-    // allow it (as matmulMultiInto); decoding, one parallel region
+    // allow it (as matmulMultiInto). Without a tape nothing reads h afterwards, so the
+    // backend keeps it in its own scratch (one allocation less per layer and token).
+    hs = tape === undefined ? undefined : newH();
     y = Tensor.empty([...x.shape.slice(0, -1), n], 'f32');
     be.lowRankInto(y.reshape([m, n]), x2, a, b, hs, ad.scaling, bf16, w ?? base.weight);
   } else if (shared) {
+    const h = (hs = newH());
     y = Tensor.empty([...x.shape.slice(0, -1), n], 'f32');
-    be.matmulMultiInto(x2, [{ c: y.reshape([m, n]), b: wb.forward, transB: true }, { c: hs, b: a, transB: true }], { bf16 });
-    be.scaleInPlace(hs, ad.scaling);
-    productInto(be, bf16, y, hs, b, { transB: true, accumulate: true });
+    be.matmulMultiInto(x2, [{ c: y.reshape([m, n]), b: wb.forward, transB: true }, { c: h, b: a, transB: true }], { bf16 });
+    be.scaleInPlace(h, ad.scaling);
+    productInto(be, bf16, y, h, b, { transB: true, accumulate: true });
   } else {
     y = baseForward(be, x, base, w, m, round);
     // hs = scaling * A xd, y += B hs: the same three products and scale, one backend call
+    hs = newH();
     be.lowRankInto(y, xd, a, b, hs, ad.scaling, bf16);
   }
   const tracks = (t: Tensor | undefined): boolean => tape?.tracks(t) ?? false;
@@ -165,7 +171,7 @@ export function loraLinear(ctx: LowRankContext, x: FTensor, base: LowRankBase, a
       productInto(be, bf16, da, u, seed === undefined ? x.reshape([m, k]) : xd, { transA: true });
     }
     let db: FTensor | undefined;
-    if (tracks(ad.b)) {
+    if (tracks(ad.b) && hs !== undefined) {
       db = Tensor.empty([n, r], g.dtype);
       productInto(be, bf16, db, g2, hs, { transA: true });
     }

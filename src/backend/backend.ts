@@ -95,9 +95,10 @@ export interface GradOps {
    * (the native backend makes them in one). With `base` W (N,K), a dense weight, y is
    * first overwritten with x W^T, the same kind of product: the forward of a LoRA linear
    * without bias or dropout in one call (native: x [W; A]^T shares x's packing as
-   * matmulMultiInto does).
+   * matmulMultiInto does). h undefined: the call keeps h in a scratch of its own (nothing
+   * reads it afterwards, e.g. without a tape).
    */
-  lowRankInto(y: FTensor, x: Tensor, a: Tensor, b: Tensor, h: FTensor, scaling: number, bf16: boolean, base?: Tensor): void;
+  lowRankInto(y: FTensor, x: Tensor, a: Tensor, b: Tensor, h: FTensor | undefined, scaling: number, bf16: boolean, base?: Tensor): void;
   /** dst (N) (+)= column sums of x (M, N): the bias gradient. */
   sumRowsInto(dst: FTensor, x: FTensor, accumulate: boolean): void;
   /** dTable (V, C) += dOut (N, C) rows scattered to ids (N). */

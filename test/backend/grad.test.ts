@@ -276,6 +276,10 @@ test('lowRankInto: h and y bit-identical to the separate ops (f32, bf16 autocast
             ops.lowRankInto(y, x, a, b, h, 0.375, bf16, w);
             assert.deepEqual(h.data, wantH.data, `${what}: h`);
             assert.deepEqual(y.data, wantY.data, `${what}: y`);
+            // without h (the call's own scratch): the same y
+            const y2 = f32([M, N], y0);
+            ops.lowRankInto(y2, x, a, b, undefined, 0.375, bf16, w);
+            assert.deepEqual(y2.data, wantY.data, `${what}: y, no h`);
           });
         }
       }
@@ -284,4 +288,7 @@ test('lowRankInto: h and y bit-identical to the separate ops (f32, bf16 autocast
   const z = (r: number, c: number): Tensor<'f32'> => f32([r, c], new Float32Array(r * c));
   assert.throws(() => nativeGrad.lowRankInto(z(2, 5), z(2, 4), z(3, 4), z(5, 3), z(2, 2), 1, false), ShapeError);
   assert.throws(() => nativeGrad.lowRankInto(z(2, 5), z(2, 4), z(3, 4), z(5, 3), z(2, 3), 1, false, z(5, 3)), ShapeError);
+  assert.throws(() => nativeGrad.lowRankInto(z(2, 5), z(2, 4), z(3, 4), z(5, 2), undefined, 1, false), ShapeError);
+  assert.throws(() => nativeGrad.lowRankInto(z(2, 4), z(2, 4), z(3, 4), z(5, 3), undefined, 1, false), ShapeError);
+  assert.throws(() => nativeGrad.lowRankInto(z(2, 5), z(2, 4), z(3, 4), z(5, 3), undefined, Infinity, false), ShapeError);
 });

@@ -29,9 +29,10 @@ export interface GemmAddon {
     outs: Array<[Float32Array | Uint16Array | Q4WeightArgs, Float32Array, number, boolean, boolean, boolean]>, bf16: boolean): number;
   /**
    * h (M,R) = s (x A^T), then y (M,N) += h B^T: gemmF32 / gemmBf16Mixed products as the
-   * separate ops; with a base weight w (N,K), y = x W^T first (gemmMulti's x [W; A]^T).
+   * separate ops; with a base weight w (N,K), y = x W^T first (gemmMulti's x [W; A]^T);
+   * h null: a scratch of the call's own.
    */
-  gemmLowRank(x: Float32Array | Uint16Array, a: Float32Array | Uint16Array, b: Float32Array | Uint16Array, h: Float32Array,
+  gemmLowRank(x: Float32Array | Uint16Array, a: Float32Array | Uint16Array, b: Float32Array | Uint16Array, h: Float32Array | null,
     y: Float32Array, M: number, K: number, R: number, N: number, s: number, bf16: boolean, w?: Float32Array | Uint16Array | null): number;
   /** x (n) f32 -> y (n) bf16, round to nearest even. */
   castF32ToBf16(x: Float32Array, y: Uint16Array, n: number): number;

@@ -7,7 +7,7 @@ import { Tensor } from '../../tensor/tensor.js';
 import type { FTensor, GradOps } from '../backend.js';
 import { fmt, gradChecks as checks, hasDtype } from '../nn-checks.js';
 import { check, native } from './addon.js';
-import { checkGemm, gemmInto, matmulDims } from './gemm.js';
+import { gemmInto, matmulDims } from './gemm.js';
 
 /** The f32 storage of a float tensor (the checks have already rejected other dtypes). */
 function f32(t: FTensor): Float32Array {
@@ -31,17 +31,24 @@ export const nativeGrad: GradOps = {
     gemmInto(c, a, b, { ...spec, accumulate: opts.accumulate ?? false });
   },
 
-  // [y (M, N) = x W^T,] y += (scaling * x A^T) B^T through h (M, R), in one native call
+  // [y (M, N) = x W^T,] y += (scaling * x A^T) B^T through h (M, R) (or the call's own
+  // scratch), in one native call
   lowRankInto(y, x, a, b, h, scaling, bf16, base) {
-    const hs = matmulDims(x, a, false, true), ys = matmulDims(h, b, false, true);
-    if (!hasDtype(h, 'f32') || !hasDtype(y, 'f32')) throw new ShapeError(`lowRankInto: h ${h.dtype} and y ${y.dtype} must be f32 (the native backend writes f32 only)`);
-    checkGemm('lowRankInto', x, a, h, hs);
-    checkGemm('lowRankInto', h, b, y, { ...ys, accumulate: true });
-    if (base !== undefined) checkGemm('lowRankInto', x, base, y, matmulDims(x, base, false, true));
+    const { M, K, N: R } = matmulDims(x, a, false, true); // x (M, K), A (R, K)
+    const N = b.shape[0] ?? 0;
+    for (const [name, t] of [['x', x], ['A', a], ['B', b], ['base', base]] as const) {
+      if (t !== undefined && t.dtype !== 'f32' && t.dtype !== 'bf16') throw new ShapeError(`lowRankInto: ${name} is ${t.dtype} ${fmt(t.shape)}, expected f32 or bf16`);
+    }
+    if (b.shape.length !== 2 || b.shape[1] !== R) throw new ShapeError(`lowRankInto: B ${fmt(b.shape)} must be (N, ${R}) for A ${fmt(a.shape)}`);
+    if (!hasDtype(y, 'f32') || y.size !== M * N) throw new ShapeError(`lowRankInto: y ${y.dtype} ${fmt(y.shape)} must be f32 with ${M} x ${N} values (the native backend writes f32 only)`);
+    if (h !== undefined && (!hasDtype(h, 'f32') || h.size !== M * R)) throw new ShapeError(`lowRankInto: h ${h.dtype} ${fmt(h.shape)} must be f32 with ${M} x ${R} values`);
+    if (base !== undefined && (base.shape.length !== 2 || base.shape[0] !== N || base.shape[1] !== K)) {
+      throw new ShapeError(`lowRankInto: base ${fmt(base.shape)} must be (${N}, ${K}) for x ${fmt(x.shape)} and B ${fmt(b.shape)}`);
+    }
+    if (!Number.isFinite(scaling)) throw new ShapeError(`lowRankInto: scaling ${scaling} is not finite`);
     const xd = x.data, ad = a.data, bd = b.data, wd = base?.data ?? null;
-    if (!isF32OrBf16(xd) || !isF32OrBf16(ad) || !isF32OrBf16(bd) || (wd !== null && !isF32OrBf16(wd))) return; // checkGemm has thrown
-    checks.scaleInPlace(h, scaling);
-    check(native().gemmLowRank(xd, ad, bd, f32(h), f32(y), hs.M, hs.K, hs.N, ys.N, scaling, bf16, wd), 'gemm_low_rank');
+    if (!isF32OrBf16(xd) || !isF32OrBf16(ad) || !isF32OrBf16(bd) || (wd !== null && !isF32OrBf16(wd))) return; // thrown above
+    check(native().gemmLowRank(xd, ad, bd, h === undefined ? null : f32(h), f32(y), M, K, R, N, scaling, bf16, wd), 'gemm_low_rank');
   },
 
   // x (M, N) -> dst (N) [+]= column sums

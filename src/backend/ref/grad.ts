@@ -76,9 +76,11 @@ export const refGrad: GradOps = {
       else refGrad.matmulInto(c, p, q, { transB: true, accumulate });
     };
     if (base !== undefined) product(y, x, base, false);
-    product(h, x, a, false);
-    refGrad.scaleInPlace(h, scaling);
-    product(y, h, b, true);
+    const hs = h ?? Tensor.empty([x.size / (a.shape[1] ?? 1), a.shape[0] ?? 0], x.dtype === 'f64' ? 'f64' : 'f32');
+    product(hs, x, a, false);
+    refGrad.scaleInPlace(hs, scaling);
+    product(y, hs, b, true);
+    if (h === undefined) hs.release();
   },
 
   // x (M, N) -> dst (N) [+]= column sums
