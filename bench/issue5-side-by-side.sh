@@ -34,3 +34,6 @@ F --preset small --method lora --steps 3
 echo "## decode medium (128 new tokens)"
 for w in f32 bf16 nf4; do node dist/src/cli/main.js bench --generate --preset medium --weights $w --new-tokens 128; done
 for l in merged unmerged; do node dist/src/cli/main.js bench --generate --preset medium --weights bf16 --lora $l --target-modules all --r 16 --new-tokens 128; done
+echo "## decode A/B in one process (alternating rounds; the targets' ratios)"
+node dist/bench/decode-ab.js --a bf16 --b nf4 --rounds 6
+node dist/bench/decode-ab.js --a merged --b unmerged --rounds 6
