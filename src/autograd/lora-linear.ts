@@ -132,7 +132,8 @@ export function loraLinear(ctx: LowRankContext, x: FTensor, base: LowRankBase, a
   } else {
     y = baseForward(be, x, base, w, m, round);
     // hs = scaling * A xd, y += B hs: the same three products and scale, one backend call
-    hs = newH();
+    // (without a tape, in the backend's scratch)
+    hs = tape === undefined ? undefined : newH();
     be.lowRankInto(y, xd, a, b, hs, ad.scaling, bf16);
   }
   const tracks = (t: Tensor | undefined): boolean => tape?.tracks(t) ?? false;
