@@ -252,8 +252,9 @@ test('sumSquares: equals the float64 sum within 1e-12 relative (every ISA)', () 
 
 test('lowRankInto: h and y bit-identical to the separate ops (f32, bf16 autocast, bf16 B or base), with and without a base weight, every ISA and the reference', () => {
   const rng = new Rng(33);
-  // M = 1 and 3 decode (the small-M path), 70 trains (the blocked one, x [W; A]^T shared)
-  for (const [M, K, R, N] of [[1, 768, 16, 768], [3, 40, 8, 50], [70, 96, 16, 130]] as const) {
+  // M = 1 and 3 decode (the small-M path), 70 trains (the blocked one, x [W; A]^T shared);
+  // then empty dims (K = 0: the base still overwrites y; R = 0; M = 0)
+  for (const [M, K, R, N] of [[1, 768, 16, 768], [3, 40, 8, 50], [70, 96, 16, 130], [1, 0, 4, 5], [2, 8, 0, 5], [0, 8, 4, 5]] as const) {
     for (const [bf16, bDtype] of [[false, 'f32'], [true, 'f32'], [false, 'bf16']] as const) {
       for (const base of [undefined, 'f32', 'bf16'] as const) {
         const x = f32([M, K], rng.normals(M * K)), a = f32([R, K], rng.normals(R * K));

@@ -76,7 +76,7 @@ export const refGrad: GradOps = {
       else refGrad.matmulInto(c, p, q, { transB: true, accumulate });
     };
     if (base !== undefined) product(y, x, base, false);
-    const hs = h ?? Tensor.empty([x.size / (a.shape[1] ?? 1), a.shape[0] ?? 0], x.dtype === 'f64' ? 'f64' : 'f32');
+    const hs = h ?? Tensor.empty([x.shape[0] ?? 0, a.shape[0] ?? 0], x.dtype === 'f64' ? 'f64' : 'f32'); // x (M, K), A (R, K)
     product(hs, x, a, false);
     refGrad.scaleInPlace(hs, scaling);
     product(y, hs, b, true);
