@@ -12,6 +12,15 @@ struct View {
   size_t n;  // elements
 };
 
+// A typed array's first element. An empty one may have no storage (a null data pointer),
+// and the kernels read a null operand as an absent one (no bias, no base weight, no absmax):
+// empty arrays get a pointer to a static dummy instead, never read or written (0 elements).
+inline void* typed_data(const Napi::TypedArray& ta) {
+  alignas(64) static uint8_t empty[64];
+  uint8_t* base = static_cast<uint8_t*>(ta.ArrayBuffer().Data());
+  return base == nullptr || ta.ElementLength() == 0 ? static_cast<void*>(empty) : base + ta.ByteOffset();
+}
+
 // Typed-array argument i as a View of the given element type; a wrong argument type is a
 // TypeError (a bug in the TypeScript wrapper, never user input).
 template <typename T, napi_typedarray_type Kind>
@@ -20,8 +29,7 @@ inline View<T> typed_arg(const Napi::CallbackInfo& info, size_t i) {
   if (!v.IsTypedArray()) throw Napi::TypeError::New(info.Env(), "argument " + std::to_string(i) + " must be a typed array");
   Napi::TypedArray ta = v.As<Napi::TypedArray>();
   if (ta.TypedArrayType() != Kind) throw Napi::TypeError::New(info.Env(), "argument " + std::to_string(i) + " has the wrong typed array type");
-  uint8_t* base = static_cast<uint8_t*>(ta.ArrayBuffer().Data());
-  return View<T>{reinterpret_cast<T*>(base + ta.ByteOffset()), ta.ElementLength()};
+  return View<T>{static_cast<T*>(typed_data(ta)), ta.ElementLength()};
 }
 
 inline View<float> f32_arg(const Napi::CallbackInfo& info, size_t i) { return typed_arg<float, napi_float32_array>(info, i); }

@@ -88,7 +88,7 @@ Napi::Value GemmMulti(const Napi::CallbackInfo& info) {
       Napi::TypedArray bt = bv.As<Napi::TypedArray>();
       out.b_f32 = bt.TypedArrayType() == napi_float32_array;
       if (!out.b_f32 && bt.TypedArrayType() != napi_uint16_array) throw Napi::TypeError::New(info.Env(), "gemmMulti: b must be a Float32Array or Uint16Array");
-      out.b = static_cast<const char*>(bt.ArrayBuffer().Data()) + bt.ByteOffset();
+      out.b = typed_data(bt);
       out.nb = bt.ElementLength();
     } else if (bv.IsObject()) {
       weights[s] = q4_weight_of(bv.As<Napi::Object>());
@@ -109,10 +109,7 @@ Napi::Value GemmLowRank(const Napi::CallbackInfo& info) {
   Operand x = operand_arg(info, 0), a = operand_arg(info, 1), b = operand_arg(info, 2);
   View<float> h = opt_f32_arg(info, 3), y = f32_arg(info, 4);
   const bool base = info.Length() > 11 && !info[11].IsNull() && !info[11].IsUndefined();
-  Operand w = base ? operand_arg(info, 11) : Operand{nullptr, 0, false};
-  // An empty base (N * K = 0) still overwrites y; its typed array may have no data pointer.
-  static const float empty = 0.0f;
-  if (base && w.p == nullptr) w.p = &empty;
+  const Operand w = base ? operand_arg(info, 11) : Operand{nullptr, 0, false};
   return status_value(info, gemm_low_rank(x.p, x.f32, x.n, a.p, a.f32, a.n, b.p, b.f32, b.n, h.p, h.n, y.p, y.n,
                                           int_arg(info, 5), int_arg(info, 6), int_arg(info, 7), int_arg(info, 8),
                                           num_arg(info, 9), bool_arg(info, 10), w.p, w.f32, w.n));

@@ -15,8 +15,7 @@ View<T> field(const Napi::Object& o, const char* name) {
     throw Napi::TypeError::New(o.Env(), std::string("weight field ") + name + " has the wrong type");
   }
   Napi::TypedArray ta = v.As<Napi::TypedArray>();
-  uint8_t* base = static_cast<uint8_t*>(ta.ArrayBuffer().Data());
-  return View<T>{reinterpret_cast<T*>(base + ta.ByteOffset()), ta.ElementLength()};
+  return View<T>{static_cast<T*>(typed_data(ta)), ta.ElementLength()};
 }
 
 double num_field(const Napi::Object& o, const char* name) {

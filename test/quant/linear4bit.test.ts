@@ -142,6 +142,23 @@ test('4-bit kernels write their outputs whole: NaN-filled outputs give the same 
   });
 });
 
+test('empty weights: N = 0 gives an empty output and K = 0 zeros, as the reference (an empty typed array is not an absent one)', () => {
+  scope(() => {
+    for (const [N, K] of [[0, 64], [3, 0]] as const) {
+      for (const doubleQuant of [false, true]) {
+        const w = Tensor.zeros([N, K], 'f32'), x = Tensor.from([2, K], 'f32', new Rng(36).normals(2 * K));
+        const opts = { quantType: 'nf4' as const, blocksize: 64, doubleQuant };
+        const want = refQuant.linear4bit(x, refQuant.quantize4bit(w, opts), undefined, 'f32');
+        eachIsa((isa) => {
+          const got = nativeQuant.linear4bit(x, nativeQuant.quantize4bit(w, opts), undefined, 'f32');
+          assert.deepEqual(got.shape, want.shape, `${isa} N=${N} K=${K}`);
+          assert.deepEqual(Array.from(got.data), Array.from(want.data), `${isa} N=${N} K=${K} double quant ${doubleQuant}`);
+        });
+      }
+    }
+  });
+});
+
 test('kernels check sizes before touching memory; wrappers raise ShapeError', () => {
   scope(() => {
     const q = nativeQuant.quantize4bit(Tensor.from([4, 64], 'f32', new Rng(34).normals(256)), { quantType: 'nf4', blocksize: 64, doubleQuant: false });
