@@ -248,9 +248,16 @@ ft_status gemm_multi(const void* a, bool a_f32, size_t na, int64_t M, int64_t K,
 ft_status gemm_low_rank(const void* x, bool x_f32, size_t nx, const void* a, bool a_f32, size_t na, const void* b,
                         bool b_f32, size_t nb, float* h, size_t nh, float* y, size_t ny, int64_t M, int64_t K,
                         int64_t R, int64_t N, double s, bool bf16, const void* w, bool w_f32, size_t nw) {
-  // c [+]= op(p) op(q)^T as Backend.matmulInto / matmulBf16Into would run it
-  auto product = [bf16](const void* p, bool p_f32, size_t np, const void* q, bool q_f32, size_t nq, float* c, size_t nc,
-                        int64_t m, int64_t n, int64_t k, bool accumulate) {
+  // Decoding next to a base product big enough to have run on every thread: the f32
+  // products take gemm_f32's small-M path (same tiles and bits) split over the threads
+  // from a lower size (GEMV_LORA_PARALLEL_MIN_WORK), and x is not shared through gemm_multi.
+  const bool decode = w && M <= GEMV_MAX_M && M * N * K >= GEMV_PARALLEL_MIN_WORK && !bf16 && x_f32 && a_f32 && b_f32;
+  // c [+]= op(p) op(q)^T as Backend.matmulInto / matmulBf16Into would run it (sizes are
+  // checked below, before any product)
+  auto product = [bf16, decode](const void* p, bool p_f32, size_t np, const void* q, bool q_f32, size_t nq, float* c,
+                                size_t nc, int64_t m, int64_t n, int64_t k, bool accumulate) {
+    if (!bf16 && p_f32 && q_f32 && decode)
+      return gemv_rows(gemv_f32_kernel(), p, q, nullptr, c, m, n, k, accumulate, GEMV_LORA_PARALLEL_MIN_WORK);
     if (!bf16 && p_f32 && q_f32)
       return gemm_f32((const float*)p, np, (const float*)q, nq, nullptr, 0, c, nc, m, n, k, false, true, accumulate);
     return gemm_bf16_mixed(p, p_f32, np, q, q_f32, nq, nullptr, 0, c, nc, m, n, k, false, true, accumulate);
@@ -270,15 +277,8 @@ ft_status gemm_low_rank(const void* x, bool x_f32, size_t nx, const void* a, boo
     if (scratch != local) std::free(scratch);
     return st;
   }
-  // Decoding with a base product big enough to have run on every thread: the f32 rank-R
-  // products as gemm_f32 runs them (the small-M path, same tiles and bits), split over the
-  // threads from a lower size (GEMV_LORA_PARALLEL_MIN_WORK).
-  const bool decode = w && M <= GEMV_MAX_M && M * N * K >= GEMV_PARALLEL_MIN_WORK && !bf16 && x_f32 && a_f32 && b_f32;
   ft_status st = FT_OK;
-  if (decode) {
-    st = product(x, x_f32, nx, w, w_f32, nw, y, ny, M, N, K, false);
-    if (st == FT_OK) st = gemv_rows(gemv_f32_kernel(), x, a, nullptr, h, M, R, K, false, GEMV_LORA_PARALLEL_MIN_WORK);
-  } else if (w && (bf16 || (x_f32 && w_f32 && a_f32))) {
+  if (w && !decode && (bf16 || (x_f32 && w_f32 && a_f32))) {
     const gemm_multi_out outs[2] = {{w, w_f32, nw, y, ny, N, true, false}, {a, a_f32, na, h, nh, R, true, false}};
     st = gemm_multi(x, x_f32, nx, M, K, false, outs, 2, bf16);
   } else {
@@ -286,7 +286,6 @@ ft_status gemm_low_rank(const void* x, bool x_f32, size_t nx, const void* a, boo
     if (st == FT_OK) st = product(x, x_f32, nx, a, a_f32, na, h, nh, M, R, K, false);
   }
   if (st == FT_OK) st = grad_scale_f32(h, nh, M * R, s);
-  if (st == FT_OK && decode) return gemv_rows(gemv_f32_kernel(), h, b, nullptr, y, M, N, R, true, GEMV_LORA_PARALLEL_MIN_WORK);
   if (st == FT_OK) st = product(h, true, nh, b, b_f32, nb, y, ny, M, N, R, true);
   return st;
 }

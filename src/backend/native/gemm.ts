@@ -24,6 +24,13 @@ export interface GemmSpec {
 
 const fmt = (s: Shape): string => `[${s.join(', ')}]`;
 
+/** t's storage as a GEMM operand: f32 or bf16, else a ShapeError naming `op` and `name`. */
+export function gemmOperand(op: string, name: string, t: Tensor): Float32Array | Uint16Array {
+  const d = t.data;
+  if (!(d instanceof Float32Array || d instanceof Uint16Array)) throw new ShapeError(`${op}: ${name} is ${t.dtype} ${fmt(t.shape)}, expected f32 or bf16`);
+  return d;
+}
+
 /** Throws a ShapeError unless a, b, c, bias hold exactly the elements `spec` needs. */
 export function checkGemm(op: string, a: Tensor, b: Tensor, c: Tensor, spec: GemmSpec): void {
   const { M, N, K, bias } = spec;

@@ -7,7 +7,7 @@ import { Tensor } from '../../tensor/tensor.js';
 import type { FTensor, GradOps } from '../backend.js';
 import { fmt, gradChecks as checks, hasDtype } from '../nn-checks.js';
 import { check, native } from './addon.js';
-import { gemmInto, matmulDims } from './gemm.js';
+import { gemmInto, gemmOperand, matmulDims } from './gemm.js';
 
 /** The f32 storage of a float tensor (the checks have already rejected other dtypes). */
 function f32(t: FTensor): Float32Array {
@@ -20,8 +20,6 @@ function done(status: number, kernel: string, ...outs: Tensor[]): void {
   if (status !== 0) for (const o of outs) o.release();
   check(status, kernel);
 }
-
-const isF32OrBf16 = (d: unknown): d is Float32Array | Uint16Array => d instanceof Float32Array || d instanceof Uint16Array;
 
 export const nativeGrad: GradOps = {
   // c (M,N) [+]= op(a) op(b); a, b f32 or bf16, c f32
@@ -36,9 +34,8 @@ export const nativeGrad: GradOps = {
   lowRankInto(y, x, a, b, h, scaling, bf16, base) {
     const { M, K, N: R } = matmulDims(x, a, false, true); // x (M, K), A (R, K)
     const N = b.shape[0] ?? 0;
-    for (const [name, t] of [['x', x], ['A', a], ['B', b], ['base', base]] as const) {
-      if (t !== undefined && t.dtype !== 'f32' && t.dtype !== 'bf16') throw new ShapeError(`lowRankInto: ${name} is ${t.dtype} ${fmt(t.shape)}, expected f32 or bf16`);
-    }
+    const xd = gemmOperand('lowRankInto', 'x', x), ad = gemmOperand('lowRankInto', 'A', a), bd = gemmOperand('lowRankInto', 'B', b);
+    const wd = base === undefined ? null : gemmOperand('lowRankInto', 'base', base);
     if (b.shape.length !== 2 || b.shape[1] !== R) throw new ShapeError(`lowRankInto: B ${fmt(b.shape)} must be (N, ${R}) for A ${fmt(a.shape)}`);
     if (!hasDtype(y, 'f32') || y.size !== M * N) throw new ShapeError(`lowRankInto: y ${y.dtype} ${fmt(y.shape)} must be f32 with ${M} x ${N} values (the native backend writes f32 only)`);
     if (h !== undefined && (!hasDtype(h, 'f32') || h.size !== M * R)) throw new ShapeError(`lowRankInto: h ${h.dtype} ${fmt(h.shape)} must be f32 with ${M} x ${R} values`);
@@ -46,8 +43,6 @@ export const nativeGrad: GradOps = {
       throw new ShapeError(`lowRankInto: base ${fmt(base.shape)} must be (${N}, ${K}) for x ${fmt(x.shape)} and B ${fmt(b.shape)}`);
     }
     if (!Number.isFinite(scaling)) throw new ShapeError(`lowRankInto: scaling ${scaling} is not finite`);
-    const xd = x.data, ad = a.data, bd = b.data, wd = base?.data ?? null;
-    if (!isF32OrBf16(xd) || !isF32OrBf16(ad) || !isF32OrBf16(bd) || (wd !== null && !isF32OrBf16(wd))) return; // thrown above
     check(native().gemmLowRank(xd, ad, bd, h === undefined ? null : f32(h), f32(y), M, K, R, N, scaling, bf16, wd), 'gemm_low_rank');
   },
 

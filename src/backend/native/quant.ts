@@ -12,7 +12,7 @@ import type { Quant4Weight } from '../../quant/types.js';
 import type { Q4WeightArgs } from './addon-quant.js';
 import { check, native } from './addon.js';
 import { checkCompute } from '../ref/quant.js';
-import { checkGemm, matmulDims } from './gemm.js';
+import { checkGemm, gemmOperand, matmulDims } from './gemm.js';
 import { fmt } from '../nn-checks.js';
 
 /** q's arrays as the kernels take them (sizes are checked again natively). */
@@ -98,8 +98,7 @@ export const nativeQuant: QuantOps = {
   matmulMultiInto(a, outs, opts = {}) {
     const transA = opts.transA ?? false, bf16 = opts.bf16 ?? true;
     if (outs.length < 1 || outs.length > 8) throw new ShapeError(`matmulMultiInto: ${outs.length} outputs, expected 1 to 8`);
-    const ad = a.data;
-    if (!(ad instanceof Float32Array || ad instanceof Uint16Array)) throw new ShapeError(`matmulMultiInto: a is ${a.dtype} ${fmt(a.shape)}, expected f32 or bf16`);
+    const ad = gemmOperand('matmulMultiInto', 'a', a);
     if (a.shape.length !== 2) throw new ShapeError(`matmulMultiInto: a ${fmt(a.shape)} must be 2-D (M, K), or (K, M) with transA`);
     const [r0 = 0, r1 = 0] = a.shape;
     const [M, K] = transA ? [r1, r0] : [r0, r1];
@@ -110,8 +109,7 @@ export const nativeQuant: QuantOps = {
       if (o.b instanceof Tensor) {
         const spec = matmulDims(a, o.b, transA, o.transB ?? false);
         checkGemm('matmulMultiInto', a, o.b, o.c, spec);
-        const bd = o.b.data;
-        if (!(bd instanceof Float32Array || bd instanceof Uint16Array)) throw new ShapeError(`matmulMultiInto: b is ${o.b.dtype}, expected f32 or bf16`);
+        const bd = gemmOperand('matmulMultiInto', 'b', o.b);
         if (!bf16 && !(ad instanceof Float32Array && bd instanceof Float32Array)) {
           throw new ShapeError(`matmulMultiInto: an f32 product takes f32 operands, got a ${a.dtype} and b ${o.b.dtype}`, 'pass bf16: true for bf16 products');
         }
