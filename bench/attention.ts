@@ -4,7 +4,8 @@
 // (query, key) pair (q.k and p v), backward 10 D (scores recomputed, dP, dQ, dK, dV).
 // --decode measures instead one query row per head against a long KV cache (T=1,
 // S=2048 < Smax), as generation calls it. Median of REPS timed runs after a warm-up.
-// Run: node dist/bench/attention.js [--isa avx512] [--reps 7] [--threads 2] [--decode]
+// --bf16 runs the autocast kernels (bf16 products where the CPU has avx512_bf16).
+// Run: node dist/bench/attention.js [--isa avx512] [--reps 7] [--threads 2] [--decode] [--bf16]
 import { Tensor } from '../src/tensor/tensor.js';
 import { scope } from '../src/tensor/scope.js';
 import { native, setIsa, supportedIsas, type Isa } from '../src/backend/native/addon.js';
@@ -34,7 +35,7 @@ function fill(n: number, salt: number): Float32Array {
 }
 
 /** Median seconds of forward and backward over `reps` runs each. */
-function measure(s: Shape, reps: number, backward: boolean): [number, number] {
+function measure(s: Shape, reps: number, backward: boolean, bf16: boolean): [number, number] {
   return scope(() => {
     const nq = s.B * s.T * s.H * s.D, nkv = s.B * s.Smax * s.Hkv * s.D;
     const q = Tensor.from([s.B, s.T, s.H, s.D], 'f32', fill(nq, 1));
@@ -52,8 +53,8 @@ function measure(s: Shape, reps: number, backward: boolean): [number, number] {
       }
       return median(times);
     };
-    const fwd = time(() => void nativeNn.attention(q, k, v, s.S, scale));
-    const bwd = backward ? time(() => void nativeGrad.attentionBackward(q, k, v, s.S, scale, dy)) : NaN;
+    const fwd = time(() => void nativeNn.attention(q, k, v, s.S, scale, bf16));
+    const bwd = backward ? time(() => void nativeGrad.attentionBackward(q, k, v, s.S, scale, dy, bf16)) : NaN;
     return [fwd, bwd];
   });
 }
@@ -62,7 +63,7 @@ const reps = Number(arg('--reps') ?? 7);
 native().setThreads(Number(arg('--threads') ?? 2));
 const isaArg = arg('--isa');
 const isas: Isa[] = isaArg ? [isaArg as Isa] : supportedIsas().filter((i) => i !== 'scalar');
-const decode = process.argv.includes('--decode');
+const decode = process.argv.includes('--decode'), bf16 = process.argv.includes('--bf16');
 const shapes: Shape[] = decode
   ? [{ B: 1, T: 1, H: 12, Hkv: 12, D: 64, S: 2048, Smax: 4096 }, { B: 1, T: 1, H: 32, Hkv: 8, D: 128, S: 2048, Smax: 4096 }]
   : [{ B: 4, T: 512, H: 12, Hkv: 12, D: 64, S: 512, Smax: 512 }, { B: 4, T: 512, H: 16, Hkv: 4, D: 64, S: 512, Smax: 512 }];
@@ -70,7 +71,7 @@ process.stdout.write(`${'shape'.padEnd(36)}${'isa'.padEnd(8)}${'fwd ms'.padStart
 for (const s of shapes) {
   for (const isa of isas) {
     setIsa(isa);
-    const [f, b] = measure(s, reps, !decode);
+    const [f, b] = measure(s, reps, !decode, bf16);
     const p = pairs(s) * s.D;
     const name = `B${s.B} T${s.T} S${s.S} H${s.H}/${s.Hkv} D${s.D}`;
     const cols = [f * 1e3, (4 * p) / f / 1e9, b * 1e3, (10 * p) / b / 1e9];

@@ -60,3 +60,35 @@ void grad_attention_bwd_tile_f32_avx512(const float* q, const float* kt, const f
 void grad_attention_bwd_tile_f32_avx2(const float* q, const float* kt, const float* vt, const float* k,
                                       const float* dout, float* dq, float* dk, float* dv, int64_t nq, int64_t qstride,
                                       int64_t n, int64_t stride, int64_t D, float scale, float* scratch);
+
+// bf16 tiles (vdpbf16ps; need ft_cpu_has_avx512bf16()), the autocast path: q, k, v, dout,
+// the probabilities and dS are rounded to bf16 (as ft_f32_to_bf16) for the products, which
+// multiply bf16 pairs and accumulate in f32; the softmax and its backward stay f32. Same
+// tile shapes as the f32 tiles; operands travel as u32 lanes holding a bf16 pair:
+// - key-major panels (scores against q or dout): attn_panel_keys(n) / ATTN_KEYS blocks of
+//   (attn_pairs(D), ATTN_KEYS), pair p of key j = (x[j][2p], x[j][2p+1]), zero past n / D;
+// - row-pair panels (P V, dS K): (attn_row_pairs(n), D), pair (s, c) = (x[2s][c],
+//   x[2s+1][c]), a missing odd row zero.
+// Forward: the softmax numerators e = exp(score - max) are rounded, and the output is
+// (sum_s bf16(e_s) v_s) / sum_s e_s. Backward: P = bf16(e / sum e), dP = dout v^T,
+// dS = bf16(P (dP - sum P dP) scale), dq = dS k, dk += dS^T q, dv += P^T dout.
+inline int64_t attn_pairs(int64_t D) { return (D + 1) / 2; }
+inline int64_t attn_row_pairs(int64_t n) { return (n + 1) / 2; }
+// u32 lanes of one key-major panel and of one row-pair panel for n keys.
+inline int64_t attn_bf16_key_panel(int64_t n, int64_t D) { return attn_pairs(D) * attn_panel_keys(n); }
+inline int64_t attn_bf16_row_panel(int64_t n, int64_t D) { return attn_row_pairs(attn_panel_keys(n)) * D; }
+// Scratch floats of one bf16 forward / backward tile call for S keys.
+inline int64_t attn_bf16_fwd_scratch(int64_t S, int64_t D) { return ATTN_ROWS * (2 * attn_panel_keys(S) + D); }
+inline int64_t attn_bf16_bwd_scratch(int64_t S, int64_t D) { return ATTN_ROWS * (4 * attn_panel_keys(S) + 4 * D); }
+
+void ops_attention_pack_keys_bf16_avx512(const float* x, int64_t n, int64_t stride, int64_t D, uint32_t* kt);
+void ops_attention_pack_rows_bf16_avx512(const float* x, int64_t n, int64_t stride, int64_t D, uint32_t* xp);
+// Forward tile: as ops_attention_tile_f32_avx512 with kt a key-major panel of k and vp a
+// row-pair panel of v (at least n + nq - 1 keys each).
+void ops_attention_tile_bf16_avx512(const float* q, const uint32_t* kt, const uint32_t* vp, float* out, int64_t nq,
+                                    int64_t qstride, int64_t n, int64_t D, float scale, float* scratch);
+// Backward tile: as grad_attention_bwd_tile_f32_avx512 with kt, vt key-major panels of k
+// and v, kp a row-pair panel of k; dk, dv rows (n + nq - 1, D) contiguous, accumulated.
+void grad_attention_bwd_tile_bf16_avx512(const float* q, const uint32_t* kt, const uint32_t* vt, const uint32_t* kp,
+                                         const float* dout, float* dq, float* dk, float* dv, int64_t nq,
+                                         int64_t qstride, int64_t n, int64_t D, float scale, float* scratch);

@@ -9,17 +9,13 @@
 // D is covered in 64-wide chunks with masked tails (D = 80: 64 + 16). Sums run in a fixed
 // order (d, keys, rows ascending), so results are bit-reproducible.
 #include <cmath>
-#include "attention.h"
-#include "simd_avx512.h"
+#include "attention_avx512.h"
 
 namespace {
 
 constexpr int64_t R = ATTN_ROWS;
 constexpr int64_t KB = ATTN_KEYS;
 constexpr int64_t HALF = R / 2;  // rows per P V block
-
-// Row r of a tile, with rows past nq repeating the last real one.
-inline int64_t row_of(int64_t r, int64_t nq) { return r < nq ? r : nq - 1; }
 
 // q rows (nq, D) at qstride, kt (blocks of (D, KB)) -> sc (R, ld) = scale * (q . k) for key
 // columns [0, cols), cols a multiple of 16 (a last half block runs 16 keys wide); rows past
@@ -62,39 +58,6 @@ void scores(const float* q, int64_t nq, int64_t qstride, const float* kt, int64_
   }
 #pragma GCC unroll 12
   for (int64_t r = 0; r < R; r++) _mm512_storeu_ps(sc + r * ld + jb * KB, _mm512_mul_ps(a0[r], vs));
-}
-
-// x [from, to) = 0
-void zero_range(float* x, int64_t from, int64_t to) {
-  for (int64_t i = from; i < to; i += 16) _mm512_mask_storeu_ps(x + i, mask16(to - i), _mm512_setzero_ps());
-}
-
-// Score rows r < nq of sc (R, ld) -> softmax numerators in place over the row's n + r keys
-// (max-subtracted exp, as ops_attention_f32_avx512), zeros from there up to cols; inv[r] =
-// 1 / sum in double, rounded to f32. When normalize, the rows are scaled by inv[r] too.
-void softmax_rows(float* sc, int64_t ld, int64_t nq, int64_t n, int64_t cols, bool normalize, float* inv) {
-  for (int64_t r = 0; r < nq; r++) {
-    float* p = sc + r * ld;
-    const int64_t nr = n + r;
-    inv[r] = (float)(1.0 / exp_sum(p, p, nr, max_of(p, nr), 1.0f));
-    if (normalize) scale_inplace(p, nr, inv[r]);
-    zero_range(p, nr, cols);
-  }
-}
-
-// x rows (nq, D) at stride -> dst (nq, D) contiguous. Query rows lie H * D floats apart (a
-// power of two at H = 16, D = 64): read in place, the 12 rows of a tile share one L1 set.
-void copy_rows(const float* x, int64_t nq, int64_t stride, int64_t D, float* dst) {
-  for (int64_t r = 0; r < nq; r++)
-    for (int64_t d = 0; d < D; d += 16) {
-      const __mmask16 k = mask16(D - d);
-      _mm512_mask_storeu_ps(dst + r * D + d, k, _mm512_maskz_loadu_ps(k, x + r * stride + d));
-    }
-}
-
-// Lane masks of the four vectors of the 64-wide D chunk at c.
-void chunk_masks(int64_t D, int64_t c, __mmask16* m) {
-  for (int64_t j = 0; j < 4; j++) m[j] = c + 16 * j < D ? mask16(D - c - 16 * j) : (__mmask16)0;
 }
 
 // p rows (nq, ld), x (n, D) at stride -> out rows r < nq (at ostride) = sum_{s < n} p[r][s] x[s],
@@ -180,31 +143,6 @@ void add_outer(const float* w, int64_t ld, const float* x, int64_t nq, int64_t x
       }
       for (int64_t j = 0; j < 4; j++) _mm512_mask_storeu_ps(acc + s * stride + c + 16 * j, m[j], a[j]);
     }
-  }
-}
-
-// p, dp rows (nq, ld) -> dp[r][s] = p (dp - delta_r) scale for s < n + row_of(r), zeros up to
-// cols; delta_r = sum_s p dp accumulated in double, as grad_attention_bwd_f32_avx512.
-void softmax_bwd_rows(const float* p, float* dp, int64_t ld, int64_t nq, int64_t n, int64_t cols, float scale) {
-  const __m512 vs = _mm512_set1_ps(scale);
-  for (int64_t r = 0; r < nq; r++) {
-    const float* pr = p + r * ld;
-    float* dr = dp + r * ld;
-    const int64_t nr = n + r;
-    __m512d acc0 = _mm512_setzero_pd(), acc1 = _mm512_setzero_pd();
-    for (int64_t s = 0; s < nr; s += 16) {
-      const __mmask16 k = mask16(nr - s);
-      const __m512 a = _mm512_maskz_loadu_ps(k, pr + s), b = _mm512_maskz_loadu_ps(k, dr + s);
-      acc0 = _mm512_fmadd_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(a)), _mm512_cvtps_pd(_mm512_castps512_ps256(b)), acc0);
-      acc1 = _mm512_fmadd_pd(_mm512_cvtps_pd(_mm512_extractf32x8_ps(a, 1)), _mm512_cvtps_pd(_mm512_extractf32x8_ps(b, 1)), acc1);
-    }
-    const __m512 delta = _mm512_set1_ps((float)_mm512_reduce_add_pd(_mm512_add_pd(acc0, acc1)));
-    for (int64_t s = 0; s < nr; s += 16) {
-      const __mmask16 k = mask16(nr - s);
-      const __m512 a = _mm512_maskz_loadu_ps(k, pr + s), b = _mm512_maskz_loadu_ps(k, dr + s);
-      _mm512_mask_storeu_ps(dr + s, k, _mm512_mul_ps(_mm512_mul_ps(a, _mm512_sub_ps(b, delta)), vs));
-    }
-    zero_range(dr, nr, cols);
   }
 }
 

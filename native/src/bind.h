@@ -48,6 +48,11 @@ inline double num_arg(const Napi::CallbackInfo& info, size_t i) {
   if (!v.IsNumber()) throw Napi::TypeError::New(info.Env(), "argument " + std::to_string(i) + " must be a number");
   return v.As<Napi::Number>().DoubleValue();
 }
+inline bool bool_arg(const Napi::CallbackInfo& info, size_t i) {
+  Napi::Value v = info[i];
+  if (!v.IsBoolean()) throw Napi::TypeError::New(info.Env(), "argument " + std::to_string(i) + " must be a boolean");
+  return v.As<Napi::Boolean>().Value();
+}
 
 inline Napi::Value status_value(const Napi::CallbackInfo& info, ft_status s) { return Napi::Number::New(info.Env(), s); }
 

@@ -6,12 +6,6 @@
 
 namespace {
 
-bool bool_arg(const Napi::CallbackInfo& info, size_t i) {
-  Napi::Value v = info[i];
-  if (!v.IsBoolean()) throw Napi::TypeError::New(info.Env(), "argument " + std::to_string(i) + " must be a boolean");
-  return v.As<Napi::Boolean>().Value();
-}
-
 // Optional f32 argument: null/undefined -> {nullptr, 0}.
 View<float> opt_f32_arg(const Napi::CallbackInfo& info, size_t i) {
   if (info.Length() <= i || info[i].IsNull() || info[i].IsUndefined()) return View<float>{nullptr, 0};

@@ -30,16 +30,58 @@ typedef void (*bwd_tile_fn)(const float* q, const float* kt, const float* vt, co
                             float* dq, float* dk, float* dv, int64_t nq, int64_t qstride, int64_t n, int64_t stride,
                             int64_t D, float scale, float* scratch);
 
+// The f32 backward tiles' panels: keys and values packed in (D, ATTN_KEYS) blocks, keys
+// gathered contiguous too.
+struct F32BwdTiles {
+  bwd_tile_fn tile;
+  pack_fn pack;
+  int64_t panel(int64_t S, int64_t D) const { return D * attn_panel_keys(S); }
+  int64_t scratch(int64_t S, int64_t D) const { return attn_bwd_scratch(S, D); }
+  void pack_kv(const float* k, const float* v, int64_t S, int64_t stride, int64_t D, float* kt, float* vt,
+               float* kc) const {
+    pack(k, S, stride, D, kt);
+    pack(v, S, stride, D, vt);
+    ops_attention_gather_f32_ref(k, S, stride, D, kc);
+  }
+  void run(const float* q, const float* kt, const float* vt, const float* kc, const float* dout, float* dq, float* dk,
+           float* dv, int64_t nq, int64_t qstride, int64_t n, int64_t D, float scale, float* tmp) const {
+    tile(q, kt, vt, kc, dout, dq, dk, dv, nq, qstride, n, D, D, scale, tmp);
+  }
+};
+
+// The bf16 backward tiles' panels (u32 bf16 pairs in float-sized slots): keys and values
+// key-major, keys as row pairs too.
+struct Bf16BwdTiles {
+  static uint32_t* u32(float* x) { return reinterpret_cast<uint32_t*>(x); }
+  static const uint32_t* u32(const float* x) { return reinterpret_cast<const uint32_t*>(x); }
+  int64_t panel(int64_t S, int64_t D) const {
+    const int64_t a = attn_bf16_key_panel(S, D), b = attn_bf16_row_panel(S, D), c = D * attn_panel_keys(S);
+    return a > b ? (a > c ? a : c) : (b > c ? b : c);
+  }
+  int64_t scratch(int64_t S, int64_t D) const { return attn_bf16_bwd_scratch(S, D); }
+  void pack_kv(const float* k, const float* v, int64_t S, int64_t stride, int64_t D, float* kt, float* vt,
+               float* kp) const {
+    ops_attention_pack_keys_bf16_avx512(k, S, stride, D, u32(kt));
+    ops_attention_pack_keys_bf16_avx512(v, S, stride, D, u32(vt));
+    ops_attention_pack_rows_bf16_avx512(k, S, stride, D, u32(kp));
+  }
+  void run(const float* q, const float* kt, const float* vt, const float* kp, const float* dout, float* dq, float* dk,
+           float* dv, int64_t nq, int64_t qstride, int64_t n, int64_t D, float scale, float* tmp) const {
+    grad_attention_bwd_tile_bf16_avx512(q, u32(kt), u32(vt), u32(kp), dout, dq, dk, dv, nq, qstride, n, D, scale, tmp);
+  }
+};
+
 // Tiled attention backward (attention.h). One work item per (b, kv head), as the row
 // kernels: it packs that head's keys and values once, then runs the tiles of its query
 // heads and row blocks in order, so it alone writes its dk / dv slice, each dk / dv row
 // adding heads, then row blocks, then rows in a fixed order (any thread count).
-ft_status attention_bwd_tiled(bwd_tile_fn tile, pack_fn pack, const float* q, const float* k, const float* v, const float* dout,
+template <class Tiles>
+ft_status attention_bwd_tiled(const Tiles& tiles, const float* q, const float* k, const float* v, const float* dout,
                               float* dq, float* dk, float* dv, int64_t B, int64_t T, int64_t H, int64_t Hkv,
                               int64_t D, int64_t Smax, int64_t S, float scale) {
   const int threads = omp_get_max_threads();
-  // Per thread: key and value panels; keys, dk, dv as contiguous (S, D) rows; tile scratch.
-  const int64_t panel = D * attn_panel_keys(S), per = 5 * panel + attn_bwd_scratch(S, D);
+  // Per thread: three key / value panels; dk, dv as contiguous (S, D) rows; tile scratch.
+  const int64_t panel = tiles.panel(S, D), per = 5 * panel + tiles.scratch(S, D);
   size_t ns;
   if (!ft_count2(threads, per, &ns)) return FT_ERR_ARG;
   float* scratch = static_cast<float*>(std::malloc(ns * sizeof(float)));
@@ -57,15 +99,13 @@ ft_status attention_bwd_tiled(bwd_tile_fn tile, pack_fn pack, const float* q, co
     for (int64_t i = 0; i < B * Hkv; i++) {
       const int64_t b = i / Hkv, g = i % Hkv;
       const int64_t kv = (b * Smax * Hkv + g) * D;
-      pack(k + kv, S, stride, D, kt);
-      pack(v + kv, S, stride, D, vt);
-      ops_attention_gather_f32_ref(k + kv, S, stride, D, kc);
+      tiles.pack_kv(k + kv, v + kv, S, stride, D, kt, vt, kc);
       std::memset(dkc, 0, (size_t)(S * D) * sizeof(float));
       std::memset(dvc, 0, (size_t)(S * D) * sizeof(float));
       for (int64_t h = g * group; h < (g + 1) * group; h++) {
         for (int64_t t0 = 0; t0 < T; t0 += ATTN_ROWS) {
           const int64_t r = ((b * T + t0) * H + h) * D, nq = T - t0 < ATTN_ROWS ? T - t0 : ATTN_ROWS;
-          tile(q + r, kt, vt, kc, dout + r, dq + r, dkc, dvc, nq, H * D, S - T + t0 + 1, D, D, scale, tmp);
+          tiles.run(q + r, kt, vt, kc, dout + r, dq + r, dkc, dvc, nq, H * D, S - T + t0 + 1, D, scale, tmp);
         }
       }
       ops_attention_scatter_f32_ref(dkc, S, stride, D, dk + kv);
@@ -152,7 +192,7 @@ ft_status grad_rope_bwd_f32(const float* dout, size_t dout_n, const int32_t* pos
 ft_status grad_attention_bwd_f32(const float* q, size_t q_n, const float* k, size_t k_n, const float* v, size_t v_n,
                                  const float* dout, size_t dout_n, float* dq, size_t dq_n, float* dk, size_t dk_n,
                                  float* dv, size_t dv_n, int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t D,
-                                 int64_t Smax, int64_t S, double scale) {
+                                 int64_t Smax, int64_t S, double scale, bool bf16) {
   size_t nq, nkv;
   if (!ft_count4(B, T, H, D, &nq) || !ft_count4(B, Smax, Hkv, D, &nkv)) return FT_ERR_ARG;
   if (Hkv < 1 || H % Hkv != 0 || T > S || S > Smax || !std::isfinite(scale)) return FT_ERR_ARG;
@@ -173,13 +213,16 @@ ft_status grad_attention_bwd_f32(const float* q, size_t q_n, const float* k, siz
     std::memset(dv, 0, nkv * sizeof(float));
   }
   if (nq == 0) return FT_OK;
-  // The tiled kernels where the ISA has one (the scalar reference stays one row at a time).
+  // bf16 products where the CPU has them (ops_attention_f32); else the f32 tiled kernels
+  // where the ISA has one (the scalar reference stays one row at a time).
+  if (bf16 && isa == FT_ISA_AVX512 && ft_cpu_has_avx512bf16())
+    return attention_bwd_tiled(Bf16BwdTiles{}, q, k, v, dout, dq, dk, dv, B, T, H, Hkv, D, Smax, S, (float)scale);
   if (isa == FT_ISA_AVX512)
-    return attention_bwd_tiled(grad_attention_bwd_tile_f32_avx512, ops_attention_pack_f32_avx512, q, k, v, dout, dq, dk,
-                               dv, B, T, H, Hkv, D, Smax, S, (float)scale);
+    return attention_bwd_tiled(F32BwdTiles{grad_attention_bwd_tile_f32_avx512, ops_attention_pack_f32_avx512}, q, k, v,
+                               dout, dq, dk, dv, B, T, H, Hkv, D, Smax, S, (float)scale);
   if (isa == FT_ISA_AVX2)
-    return attention_bwd_tiled(grad_attention_bwd_tile_f32_avx2, ops_attention_pack_f32_ref, q, k, v, dout, dq, dk, dv,
-                               B, T, H, Hkv, D, Smax, S, (float)scale);
+    return attention_bwd_tiled(F32BwdTiles{grad_attention_bwd_tile_f32_avx2, ops_attention_pack_f32_ref}, q, k, v,
+                               dout, dq, dk, dv, B, T, H, Hkv, D, Smax, S, (float)scale);
   const int threads = omp_get_max_threads();
   size_t ns;
   if (!ft_count2(threads, 2 * S, &ns)) return FT_ERR_ARG;

@@ -33,10 +33,12 @@ ft_status ops_rope_rotate_f32(const float* x, size_t x_n, const int32_t* positio
                               const float* inv_freq, size_t inv_freq_n, float* out, size_t out_n, int64_t B,
                               int64_t T, int64_t H, int64_t D, bool inverse);
 // q (B, T, H, D), k, v (B, Smax, Hkv, D) with S valid rows -> out (B, T, H, D).
-// Query t sits at position S - T + t and sees keys 0 ..= S - T + t.
+// Query t sits at position S - T + t and sees keys 0 ..= S - T + t. bf16 (autocast): where
+// the CPU has avx512_bf16 the products run on bf16-rounded operands (attention.h's bf16
+// tiles); elsewhere the f32 kernels run.
 ft_status ops_attention_f32(const float* q, size_t q_n, const float* k, size_t k_n, const float* v, size_t v_n,
                             float* out, size_t out_n, int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t D,
-                            int64_t Smax, int64_t S, double scale);
+                            int64_t Smax, int64_t S, double scale, bool bf16);
 // gate (n), up (n) -> out (n) = silu(gate) * up.
 ft_status ops_silu_mul_f32(const float* gate, size_t gate_n, const float* up, size_t up_n, float* out, size_t out_n,
                            int64_t n);

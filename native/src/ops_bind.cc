@@ -43,7 +43,7 @@ Napi::Value RopeF32(const Napi::CallbackInfo& info) {
                                          int_arg(info, 5), int_arg(info, 6), int_arg(info, 7)));
 }
 
-// (q, k, v, out, B, T, H, Hkv, D, Smax, S, scale) -> status
+// (q, k, v, out, B, T, H, Hkv, D, Smax, S, scale, bf16) -> status
 Napi::Value AttentionF32(const Napi::CallbackInfo& info) {
   auto q = f32_arg(info, 0);
   auto k = f32_arg(info, 1);
@@ -51,7 +51,8 @@ Napi::Value AttentionF32(const Napi::CallbackInfo& info) {
   auto out = f32_arg(info, 3);
   return status_value(info, ops_attention_f32(q.p, q.n, k.p, k.n, v.p, v.n, out.p, out.n, int_arg(info, 4),
                                               int_arg(info, 5), int_arg(info, 6), int_arg(info, 7), int_arg(info, 8),
-                                              int_arg(info, 9), int_arg(info, 10), num_arg(info, 11)));
+                                              int_arg(info, 9), int_arg(info, 10), num_arg(info, 11),
+                                              bool_arg(info, 12)));
 }
 
 // (gate, up, out, n) -> status

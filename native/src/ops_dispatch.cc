@@ -125,14 +125,52 @@ ft_status ops_rope_f32(const float* x, size_t x_n, const int32_t* positions, siz
 
 namespace {
 
+// The f32 tiles' panels: keys packed in (D, ATTN_KEYS) blocks, values gathered contiguous.
+struct F32Tiles {
+  tile_fn tile;
+  pack_fn pack;
+  int64_t panel(int64_t S, int64_t D) const { return D * attn_panel_keys(S); }
+  int64_t scratch(int64_t S, int64_t D) const { return attn_fwd_scratch(S, D); }
+  void pack_kv(const float* k, const float* v, int64_t S, int64_t stride, int64_t D, float* kt, float* vc) const {
+    pack(k, S, stride, D, kt);
+    ops_attention_gather_f32_ref(v, S, stride, D, vc);
+  }
+  void run(const float* q, const float* kt, const float* vc, float* out, int64_t nq, int64_t qstride, int64_t n,
+           int64_t D, float scale, float* tmp) const {
+    tile(q, kt, vc, out, nq, qstride, n, D, D, scale, tmp);
+  }
+};
+
+// The bf16 tiles' panels (u32 bf16 pairs in float-sized slots): keys key-major, values
+// as row pairs.
+struct Bf16Tiles {
+  static uint32_t* u32(float* x) { return reinterpret_cast<uint32_t*>(x); }
+  static const uint32_t* u32(const float* x) { return reinterpret_cast<const uint32_t*>(x); }
+  int64_t panel(int64_t S, int64_t D) const {
+    const int64_t a = attn_bf16_key_panel(S, D), b = attn_bf16_row_panel(S, D);
+    return a > b ? a : b;
+  }
+  int64_t scratch(int64_t S, int64_t D) const { return attn_bf16_fwd_scratch(S, D); }
+  void pack_kv(const float* k, const float* v, int64_t S, int64_t stride, int64_t D, float* kt, float* vp) const {
+    ops_attention_pack_keys_bf16_avx512(k, S, stride, D, u32(kt));
+    ops_attention_pack_rows_bf16_avx512(v, S, stride, D, u32(vp));
+  }
+  void run(const float* q, const float* kt, const float* vp, float* out, int64_t nq, int64_t qstride, int64_t n,
+           int64_t D, float scale, float* tmp) const {
+    ops_attention_tile_bf16_avx512(q, u32(kt), u32(vp), out, nq, qstride, n, D, scale, tmp);
+  }
+};
+
 // Tiled attention (attention.h): work items (b, h, row block) in that order, so static
 // chunks hold whole heads (every causal window length: balanced) and a thread repacks its
-// key panel only when the item's (b, kv head) changes. Each item writes its own out rows.
-ft_status attention_tiled(tile_fn tile, pack_fn pack, const float* q, const float* k, const float* v, float* out, int64_t B,
+// key and value panels only when the item's (b, kv head) changes. Each item writes its own
+// out rows.
+template <class Tiles>
+ft_status attention_tiled(const Tiles& tiles, const float* q, const float* k, const float* v, float* out, int64_t B,
                           int64_t T, int64_t H, int64_t Hkv, int64_t D, int64_t Smax, int64_t S, float scale) {
   const int threads = omp_get_max_threads();
-  // Per thread: the key panel, the value rows (S, D), then the tile's scratch.
-  const int64_t panel = D * attn_panel_keys(S), per = 2 * panel + attn_fwd_scratch(S, D);
+  // Per thread: the key panel, the value panel, then the tile's scratch.
+  const int64_t panel = tiles.panel(S, D), per = 2 * panel + tiles.scratch(S, D);
   size_t ns;
   if (!ft_count2(threads, per, &ns)) return FT_ERR_ARG;
   float* scratch = static_cast<float*>(std::malloc(ns * sizeof(float)));
@@ -149,14 +187,13 @@ ft_status attention_tiled(tile_fn tile, pack_fn pack, const float* q, const floa
       const int64_t blk = i % blocks, h = (i / blocks) % H, b = i / (blocks * H);
       const int64_t kvh = b * Hkv + h / group, kv = (b * Smax * Hkv + h / group) * D;
       if (kvh != packed) {
-        pack(k + kv, S, stride, D, kt);
-        ops_attention_gather_f32_ref(v + kv, S, stride, D, vc);
+        tiles.pack_kv(k + kv, v + kv, S, stride, D, kt, vc);
         packed = kvh;
       }
       // Rows t0 .. t0 + nq - 1; query t sees keys 0 ..= S - T + t.
       const int64_t t0 = blk * ATTN_ROWS, nq = T - t0 < ATTN_ROWS ? T - t0 : ATTN_ROWS;
       const int64_t r = ((b * T + t0) * H + h) * D;
-      tile(q + r, kt, vc, out + r, nq, H * D, S - T + t0 + 1, D, D, scale, tmp);
+      tiles.run(q + r, kt, vc, out + r, nq, H * D, S - T + t0 + 1, D, scale, tmp);
     }
   }
   std::free(scratch);
@@ -167,19 +204,22 @@ ft_status attention_tiled(tile_fn tile, pack_fn pack, const float* q, const floa
 
 ft_status ops_attention_f32(const float* q, size_t q_n, const float* k, size_t k_n, const float* v, size_t v_n,
                             float* out, size_t out_n, int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t D,
-                            int64_t Smax, int64_t S, double scale) {
+                            int64_t Smax, int64_t S, double scale, bool bf16) {
   size_t nq, nkv;
   if (!ft_count4(B, T, H, D, &nq) || !ft_count4(B, Smax, Hkv, D, &nkv)) return FT_ERR_ARG;
   if (Hkv < 1 || H % Hkv != 0 || T > S || S > Smax || !std::isfinite(scale)) return FT_ERR_ARG;
   if (!ft_fits(q_n, nq) || !ft_fits(out_n, nq) || !ft_fits(k_n, nkv) || !ft_fits(v_n, nkv)) return FT_ERR_SIZE;
   if (nq == 0) return FT_OK;
+  // bf16 products: the bf16 tiles for every T (the backward's P is then the forward's).
+  if (bf16 && ft_active_isa() == FT_ISA_AVX512 && ft_cpu_has_avx512bf16())
+    return attention_tiled(Bf16Tiles{}, q, k, v, out, B, T, H, Hkv, D, Smax, S, (float)scale);
   // The tiled kernels where the ISA has one (the scalar reference stays one row at a time).
   if (T >= ATTN_TILE_MIN_T && ft_active_isa() == FT_ISA_AVX512)
-    return attention_tiled(ops_attention_tile_f32_avx512, ops_attention_pack_f32_avx512, q, k, v, out, B, T, H, Hkv, D,
-                           Smax, S, (float)scale);
+    return attention_tiled(F32Tiles{ops_attention_tile_f32_avx512, ops_attention_pack_f32_avx512}, q, k, v, out, B, T,
+                           H, Hkv, D, Smax, S, (float)scale);
   if (T >= ATTN_TILE_MIN_T && ft_active_isa() == FT_ISA_AVX2)
-    return attention_tiled(ops_attention_tile_f32_avx2, ops_attention_pack_f32_ref, q, k, v, out, B, T, H, Hkv, D, Smax,
-                           S, (float)scale);
+    return attention_tiled(F32Tiles{ops_attention_tile_f32_avx2, ops_attention_pack_f32_ref}, q, k, v, out, B, T, H,
+                           Hkv, D, Smax, S, (float)scale);
   // Row kernels (decode, and the reference): one scratch row of S scores per thread.
   const int threads = omp_get_max_threads();
   size_t ns;

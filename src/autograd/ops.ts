@@ -200,11 +200,13 @@ export class Ops {
     return y;
   }
 
-  // q (B, T, H, D), k, v (B, S', Hkv, D) -> (B, T, H, D)
+  // q (B, T, H, D), k, v (B, S', Hkv, D) -> (B, T, H, D); under autocast its products
+  // take bf16 operands too (Backend.attention), as the linear layers' do.
   attention(q: FTensor, k: FTensor, v: FTensor, s: number, scale: number): FTensor {
-    const y = this.backend.attention(q as Tensor<'f32'>, k as Tensor<'f32'>, v as Tensor<'f32'>, s, scale);
+    const bf16 = this.matmulDtype === 'bf16';
+    const y = this.backend.attention(q as Tensor<'f32'>, k as Tensor<'f32'>, v as Tensor<'f32'>, s, scale, bf16);
     this.tape?.record([q, k, v], y, (g) => {
-      const { dq, dk, dv } = this.backend.attentionBackward(q, k, v, s, scale, g);
+      const { dq, dk, dv } = this.backend.attentionBackward(q, k, v, s, scale, g, bf16);
       return [dq, dk, dv];
     });
     return y;

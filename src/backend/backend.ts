@@ -69,8 +69,13 @@ export interface NnOps {
    * Causal grouped-query attention. q (B, T, H, D); k, v (B, Smax, Hkv, D) caches of
    * which the first S rows are valid; query t sits at position S - T + t and sees keys
    * 0..S-T+t. Scores scaled by `scale` (1/sqrt(D)). -> (B, T, H, D).
+   * bf16 (autocast): the products may take bf16-rounded operands, as PyTorch's bf16
+   * attention does: q, k, v and the softmax numerators are rounded to bf16, the softmax
+   * and the sums stay f32, and out = (sum_s bf16(e_s) v_s) / sum_s e_s. The native backend
+   * does so where the CPU has bf16 dot products (avx512_bf16) and runs f32 elsewhere; the
+   * reference always rounds.
    */
-  attention(q: Tensor<'f32'>, k: Tensor<'f32'>, v: Tensor<'f32'>, s: number, scale: number): Tensor<'f32'>;
+  attention(q: Tensor<'f32'>, k: Tensor<'f32'>, v: Tensor<'f32'>, s: number, scale: number, bf16?: boolean): Tensor<'f32'>;
   /** silu(gate) * up, element-wise: (N, F), (N, F) -> (N, F). */
   siluMul(gate: Tensor<'f32'>, up: Tensor<'f32'>): Tensor<'f32'>;
   /** a + b, same shapes. */
@@ -111,8 +116,10 @@ export interface GradOps {
    * Backward of attention(q, k, v, s, scale) with k, v (B, S', Hkv, D) holding at least s
    * rows: recomputes the probabilities row by row (never a T x S matrix per head).
    * -> dq (B, T, H, D), dk and dv shaped like k and v (rows >= s are zero).
+   * bf16: as attention's; q, k, v, dOut rounded, P = bf16(e / sum e), dS = bf16(P (dP -
+   * sum P dP) scale), then dq = dS k, dk = dS^T q, dv = P^T dOut.
    */
-  attentionBackward(q: FTensor, k: FTensor, v: FTensor, s: number, scale: number, dOut: FTensor): { dq: FTensor; dk: FTensor; dv: FTensor };
+  attentionBackward(q: FTensor, k: FTensor, v: FTensor, s: number, scale: number, dOut: FTensor, bf16?: boolean): { dq: FTensor; dk: FTensor; dv: FTensor };
   /** gate, up, dOut (N, F) -> d gate, d up for silu(gate) * up. */
   siluMulBackward(gate: FTensor, up: FTensor, dOut: FTensor): { dGate: FTensor; dUp: FTensor };
   /**

@@ -64,7 +64,7 @@ test('attentionBackward writes dq, dk and dv whole, rows past S included: NaN-fi
     const run = (fill: number): Float32Array[] => {
       const out = [q.size, k.size, v.size].map((n) => new Float32Array(n).fill(fill));
       const [dq, dk, dv] = out as [Float32Array, Float32Array, Float32Array];
-      assert.equal(native().gradAttentionBwdF32(q.data, k.data, v.data, dy.data, dq, dk, dv, B, T, H, Hkv, D, Smax, S, 0.125), 0, isa);
+      assert.equal(native().gradAttentionBwdF32(q.data, k.data, v.data, dy.data, dq, dk, dv, B, T, H, Hkv, D, Smax, S, 0.125, false), 0, isa);
       return out;
     };
     assert.deepEqual(run(NaN), run(0), isa);

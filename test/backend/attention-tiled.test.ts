@@ -5,9 +5,11 @@
 // forward's tile threshold (T >= 12; the backward tiles any T); S not a multiple of 16 and
 // spanning two key blocks; GQA (H = 4 Hkv) and MHA; S > T and Smax > S, with NaN cache rows
 // past S that must not leak; and bit-identical results on repeat and for 1 or 2 threads.
+// The same for the bf16 (autocast) kernels, against the reference's bf16 rounding.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Tensor } from '../../src/tensor/tensor.js';
+import { native } from '../../src/backend/native/addon.js';
 import { nativeNn } from '../../src/backend/native/nn.js';
 import { nativeGrad } from '../../src/backend/native/grad.js';
 import { refNn } from '../../src/backend/ref/nn.js';
@@ -41,6 +43,8 @@ const CASES: Case[] = [
   { B: 1, T: 11, H: 4, Hkv: 2, D: 64, S: 33 }, // forward below it: the row kernels; backward one 11-row tile
   { B: 1, T: 3, H: 4, Hkv: 2, D: 72, S: 40 }, // backward: a 3-row tile
 ];
+// The bf16 kernels tile every T, and need an even D only in their packing (pairs of d).
+const BF16_CASES: Case[] = [...CASES, { B: 1, T: 1, H: 2, Hkv: 2, D: 64, S: 9 }, { B: 1, T: 5, H: 2, Hkv: 1, D: 17, S: 6 }];
 
 /** q, dy (B,T,H,D) and k, v (B,Smax,Hkv,D), Smax = S + 3, with NaN in cache rows >= S. */
 function inputs(rng: Rng, c: Case): { q: Tensor<'f32'>; k: Tensor<'f32'>; v: Tensor<'f32'>; dy: Tensor<'f32'> } {
@@ -94,5 +98,75 @@ test('tiled attention forward and backward are bit-identical on repeat and for 1
     const first = run(2);
     assert.deepEqual(run(2), first, `${isa} repeat`);
     assert.deepEqual(run(1), first, `${isa} 1 thread`);
+  });
+});
+
+// The bf16 kernels against the reference with the same rounding points: the products'
+// operands are bf16 values in both, so most outputs agree to f32 rounding; a P or dS
+// entry that lands within f32 rounding of a bf16 tie can round the other way, moving an
+// output (a whole row of dq, or of dk / dv) by up to one bf16 step of that entry: hence
+// the looser bound on the maximum and 90%, not all. Without the rounding (the f32
+// reference) few outputs agree that closely (1-30% here, mostly exact zeros).
+const BF16_CLOSE = 1e-5;
+const BF16_ATOL = 2e-4;
+const BF16_BWD_ATOL = 2e-3;
+
+/** Fraction of entries of a within tol of b (NaN matching NaN). */
+function agreeing(a: ArrayLike<number>, b: ArrayLike<number>, tol: number): number {
+  let n = 0;
+  for (let i = 0; i < b.length; i++) {
+    const x = a[i] ?? NaN, y = b[i] ?? NaN;
+    if (Math.abs(x - y) <= tol || (Number.isNaN(x) && Number.isNaN(y))) n++;
+  }
+  return n / b.length;
+}
+
+/** got against the bf16 reference (and unlike the f32 one), or against the f32 one where the kernels run f32. */
+function checkBf16(got: ArrayLike<number>, bf16Ref: ArrayLike<number>, f32Ref: ArrayLike<number>, bf16Products: boolean, atol: number, what: string): void {
+  if (!bf16Products) return assertClose(got, f32Ref, 0, what.startsWith('fwd') ? ATTENTION_ATOL : ATTENTION_BWD_ATOL, what);
+  assertClose(got, bf16Ref, 0, atol, what);
+  const close = agreeing(got, bf16Ref, BF16_CLOSE);
+  assert.ok(close >= 0.9, `${what}: only ${close} of the entries within ${BF16_CLOSE} of the bf16 reference`);
+  const unrounded = agreeing(got, f32Ref, BF16_CLOSE);
+  assert.ok(unrounded < 0.5, `${what}: ${unrounded} of the entries within ${BF16_CLOSE} of the f32 reference: not rounded?`);
+}
+
+test('bf16 attention: bf16 products where the CPU has them (the reference\'s rounding), f32 kernels elsewhere', () => {
+  const rng = new Rng(54);
+  const hasBf16 = native().cpuFeatures().avx512bf16;
+  for (const c of BF16_CASES) {
+    const { q, k, v, dy } = inputs(rng, c);
+    const scale = 1 / Math.sqrt(c.D);
+    const fwd = { bf16: refNn.attention(q, k, v, c.S, scale, true).data, f32: refNn.attention(q, k, v, c.S, scale).data };
+    const bwd = { bf16: refGrad.attentionBackward(q, k, v, c.S, scale, dy, true), f32: refGrad.attentionBackward(q, k, v, c.S, scale, dy) };
+    eachIsa((isa) => {
+      const products = hasBf16 && isa === 'avx512';
+      checkBf16(nativeNn.attention(q, k, v, c.S, scale, true).data, fwd.bf16, fwd.f32, products, BF16_ATOL, `fwd ${isa} ${label(c)}`);
+      const got = nativeGrad.attentionBackward(q, k, v, c.S, scale, dy, true);
+      for (const name of ['dq', 'dk', 'dv'] as const) {
+        checkBf16(got[name].data, bwd.bf16[name].data, bwd.f32[name].data, products, BF16_BWD_ATOL, `${name} ${isa} ${label(c)}`);
+      }
+    });
+  }
+});
+
+test('bf16 attention is bit-identical on repeat, for 1 or 2 threads, and writes every output (NaN-filled outputs)', () => {
+  const rng = new Rng(55);
+  const c = CASES[0];
+  if (!c) throw new Error('case');
+  const { q, k, v, dy } = inputs(rng, c);
+  const Smax = c.S + 3;
+  const bits = (x: { data: ArrayLike<number> }): Uint32Array => new Uint32Array(Float32Array.from(x.data).buffer);
+  eachIsa((isa) => {
+    const run = (t: number, fill: number): Uint32Array[] => withThreads(t, () => {
+      const out = [q.size, k.size, v.size, q.size].map((n) => new Float32Array(n).fill(fill));
+      const [dq, dk, dv, y] = out as [Float32Array, Float32Array, Float32Array, Float32Array];
+      assert.equal(native().gradAttentionBwdF32(q.data, k.data, v.data, dy.data, dq, dk, dv, c.B, c.T, c.H, c.Hkv, c.D, Smax, c.S, 0.125, true), 0);
+      assert.equal(native().opsAttentionF32(q.data, k.data, v.data, y, c.B, c.T, c.H, c.Hkv, c.D, Smax, c.S, 0.125, true), 0);
+      return out.map((x) => bits({ data: x }));
+    });
+    const first = run(2, 0);
+    assert.deepEqual(run(2, NaN), first, `${isa} repeat into NaN-filled outputs`);
+    assert.deepEqual(run(1, 0), first, `${isa} 1 thread`);
   });
 });

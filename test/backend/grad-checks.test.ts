@@ -160,9 +160,10 @@ test('kernels reject small buffers (status 1), bad dims and labels (status 2); w
     [a.gradRmsnormBwdF32(f(6), f(3), f(6), f(6), null, 2, 3, -1), 2],
     [a.gradRopeBwdF32(f(12), new Int32Array(1), f(1), f(12), 1, 1, 2, 6), 1],
     [a.gradRopeBwdF32(f(10), new Int32Array(1), f(3), f(10), 1, 1, 2, 5), 2],
-    [a.gradAttentionBwdF32(f(8), f(16), f(16), f(8), f(8), f(15), f(16), 1, 1, 2, 2, 4, 2, 2, 0.5), 1],
-    [a.gradAttentionBwdF32(f(8), f(16), f(16), f(8), f(8), f(16), f(16), 1, 1, 2, 2, 4, 2, 3, 0.5), 2],
-    [a.gradAttentionBwdF32(f(12), f(16), f(16), f(12), f(12), f(16), f(16), 1, 1, 3, 2, 4, 2, 2, 0.5), 2],
+    [a.gradAttentionBwdF32(f(8), f(16), f(16), f(8), f(8), f(15), f(16), 1, 1, 2, 2, 4, 2, 2, 0.5, false), 1],
+    [a.gradAttentionBwdF32(f(8), f(16), f(16), f(8), f(8), f(16), f(16), 1, 1, 2, 2, 4, 2, 3, 0.5, false), 2],
+    [a.gradAttentionBwdF32(f(12), f(16), f(16), f(12), f(12), f(16), f(16), 1, 1, 3, 2, 4, 2, 2, 0.5, false), 2],
+    [a.gradAttentionBwdF32(f(8), f(16), f(16), f(8), f(8), f(15), f(16), 1, 1, 2, 2, 4, 2, 2, 0.5, true), 1], // the bf16 path checks first too
     [a.gradSiluMulBwdF32(f(4), f(4), f(4), f(4), f(3), 4), 1],
     [a.gradCrossEntropyF32(f(6), new Int32Array([0, 3]), new Float64Array(2), 2, 3, 1), 2],
     [a.gradCrossEntropyF32(f(6), new Int32Array([0, -1]), new Float64Array(2), 2, 3, 1), 2],

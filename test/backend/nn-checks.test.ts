@@ -154,14 +154,16 @@ test('kernels reject buffers smaller than their dims (status 1) and bad dims (st
     [addon.opsArgmaxF32(big, new Int32Array(1), 2, 100), 1],
     [addon.opsRopeF32(big, new Int32Array(1), new Float32Array(3), out, 1, 2, 4, 6), 1], // positions < T
     [addon.opsRopeF32(big, new Int32Array(2), new Float32Array(3), out, 1, 2, 4, 7), 2], // D odd
-    [addon.opsAttentionF32(big, small, big, out, 1, 2, 4, 2, 6, 5, 3, 1), 1], // k < B*Smax*Hkv*D
-    [addon.opsAttentionF32(big, big, big, out, 1, 2, 4, 2, 6, 5, 6, 1), 2], // S > Smax
-    [addon.opsAttentionF32(big, big, big, out, 1, 4, 4, 2, 6, 5, 3, 1), 2], // T > S
-    [addon.opsAttentionF32(big, big, big, out, 1, 2, 4, 3, 6, 5, 3, 1), 2], // H % Hkv
+    [addon.opsAttentionF32(big, small, big, out, 1, 2, 4, 2, 6, 5, 3, 1, false), 1], // k < B*Smax*Hkv*D
+    [addon.opsAttentionF32(big, big, big, out, 1, 2, 4, 2, 6, 5, 6, 1, false), 2], // S > Smax
+    [addon.opsAttentionF32(big, big, big, out, 1, 4, 4, 2, 6, 5, 3, 1, false), 2], // T > S
+    [addon.opsAttentionF32(big, big, big, out, 1, 2, 4, 3, 6, 5, 3, 1, false), 2], // H % Hkv
+    [addon.opsAttentionF32(big, small, big, out, 1, 2, 4, 2, 6, 5, 3, 1, true), 1], // the bf16 path checks first too
+    [addon.opsAttentionF32(big, big, big, out, 1, 4, 4, 2, 6, 5, 3, 1, true), 2],
     [addon.opsEmbeddingF32(new Int32Array([0, 1]), small, out, 2, 5, 3), 1], // table < V*C
     [addon.opsEmbeddingBf16(new Int32Array([0, 9]), new Uint16Array(15), out, 2, 5, 3), 2], // id >= V
     [addon.opsAddF32(big, big, out, 2 ** 53), 1], // huge n
-    [addon.opsAttentionF32(big, big, big, out, 2 ** 31, 2, 4, 2, 2 ** 40, 5, 3, 1), 2], // B*T*H*D overflows
+    [addon.opsAttentionF32(big, big, big, out, 2 ** 31, 2, 4, 2, 2 ** 40, 5, 3, 1, false), 2], // B*T*H*D overflows
   ];
   statuses.forEach(([got, want], i) => assert.equal(got, want, `case ${i}`));
   assert.throws(() => check(statuses[0]?.[0] ?? 0, 'ops_rmsnorm_f32'), NativeError);

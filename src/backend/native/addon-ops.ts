@@ -12,9 +12,9 @@ export interface OpsAddon {
   /** x (B, T, H, D), positions (T), invFreq (D/2) -> out (B, T, H, D). */
   opsRopeF32(x: Float32Array, positions: Int32Array, invFreq: Float32Array, out: Float32Array,
     b: number, t: number, h: number, d: number): number;
-  /** q (B, T, H, D), k, v (B, Smax, Hkv, D) with s valid rows -> out (B, T, H, D). */
+  /** q (B, T, H, D), k, v (B, Smax, Hkv, D) with s valid rows -> out (B, T, H, D); bf16: bf16 products where the CPU has them. */
   opsAttentionF32(q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array,
-    b: number, t: number, h: number, hkv: number, d: number, smax: number, s: number, scale: number): number;
+    b: number, t: number, h: number, hkv: number, d: number, smax: number, s: number, scale: number, bf16: boolean): number;
   /** gate (n), up (n) -> out (n) = silu(gate) * up. */
   opsSiluMulF32(gate: Float32Array, up: Float32Array, out: Float32Array, n: number): number;
   /** a (n), b (n) -> out (n) = a + b. */

@@ -8,7 +8,7 @@ import type { FTensor, GradOps } from '../backend.js';
 import { matmulDims } from '../native/gemm.js';
 import { refGradChecks as checks } from '../nn-checks.js';
 import { refGemm, refGemmInto } from './gemm.js';
-import { argmax, attentionScores } from './nn.js';
+import { argmax, attentionScores, roundBf16Ftz, roundedIf } from './nn.js';
 
 const MASK64 = (1n << 64n) - 1n;
 
@@ -29,23 +29,26 @@ export function dropoutUniform(seed: number, i: number): number {
 }
 
 // q, dOut (B, T, H, D), k, v (B, Smax, Hkv, D) -> dq, dk, dv accumulated in float64, one
-// query row (b, t, h) at a time: p recomputed, ds = p (dp - sum p dp).
-function attentionGrads(q: FTensor, k: FTensor, v: FTensor, s: number, scale: number, dOut: FTensor, dq: Float64Array, dk: Float64Array, dv: Float64Array): void {
-  const dims = checks.attention(q, k, v, s, scale, dOut);
+// query row (b, t, h) at a time: p recomputed, ds = p (dp - sum p dp). bf16: q, k, v,
+// dOut, p and ds rounded to bf16 (Backend.attentionBackward).
+function attentionGrads(qIn: FTensor, kIn: FTensor, vIn: FTensor, s: number, scale: number, dOutIn: FTensor, bf16: boolean, dq: Float64Array, dk: Float64Array, dv: Float64Array): void {
+  const dims = checks.attention(qIn, kIn, vIn, s, scale, dOutIn);
   const { b, t, h, d } = dims;
+  const q = roundedIf(qIn, bf16), k = roundedIf(kIn, bf16), v = roundedIf(vIn, bf16), dOut = roundedIf(dOutIn, bf16);
+  const round = bf16 ? roundBf16Ftz : (x: number): number => x;
   const p = new Float64Array(s), dp = new Float64Array(s);
   for (let r = 0; r < b * t * h; r++) {
     const { n, row, sum } = attentionScores(q, k, dims, s, scale, r, p);
     let delta = 0;
     for (let si = 0; si < n; si++) {
-      p[si] = (p[si] ?? 0) / sum;
+      p[si] = round((p[si] ?? 0) / sum);
       let dot = 0;
       for (let j = 0; j < d; j++) dot += (dOut.data[r * d + j] ?? 0) * (v.data[row(si) + j] ?? 0);
       dp[si] = dot;
       delta += (p[si] ?? 0) * dot;
     }
     for (let si = 0; si < n; si++) {
-      const ps = p[si] ?? 0, a = ps * ((dp[si] ?? 0) - delta) * scale;
+      const ps = p[si] ?? 0, a = round(ps * ((dp[si] ?? 0) - delta) * scale);
       for (let j = 0; j < d; j++) {
         dq[r * d + j] = (dq[r * d + j] ?? 0) + a * (k.data[row(si) + j] ?? 0);
         dk[row(si) + j] = (dk[row(si) + j] ?? 0) + a * (q.data[r * d + j] ?? 0);
@@ -147,9 +150,9 @@ export const refGrad: GradOps = {
   },
 
   // q (B, T, H, D), k, v (B, S', Hkv, D), dOut (B, T, H, D) -> dq, dk, dv
-  attentionBackward(q, k, v, s, scale, dOut) {
+  attentionBackward(q, k, v, s, scale, dOut, bf16 = false) {
     const dq = new Float64Array(q.size), dk = new Float64Array(k.size), dv = new Float64Array(v.size);
-    attentionGrads(q, k, v, s, scale, dOut, dq, dk, dv);
+    attentionGrads(q, k, v, s, scale, dOut, bf16, dq, dk, dv);
     return { dq: filled(q, dq), dk: filled(k, dk), dv: filled(v, dv) };
   },
 

@@ -7,6 +7,7 @@ import { Tensor } from '../../tensor/tensor.js';
 import type { FloatDType } from '../../tensor/dtype.js';
 import type { NnOps } from '../backend.js';
 import { hasDtype, refNnChecks as checks } from '../nn-checks.js';
+import { bf16ToF32, f32ToBf16 } from './gemm.js';
 
 export { hasDtype, nnChecks } from '../nn-checks.js';
 
@@ -66,10 +67,28 @@ export function rope<D extends FloatDType>(x: Tensor<D>, positions: Int32Array, 
   return out;
 }
 
-// q (B, T, H, D), k, v (B, Smax, Hkv, D) -> (B, T, H, D)
-export function attention<D extends FloatDType>(q: Tensor<D>, k: Tensor<D>, v: Tensor<D>, s: number, scale: number): Tensor<D> {
-  const dims = checks.attention(q, k, v, s, scale);
+/**
+ * x rounded to bf16 as vcvtneps2bf16 rounds it (the native bf16 attention): nearest even
+ * through f32, a subnormal f32 becoming zero.
+ */
+export function roundBf16Ftz(x: number): number {
+  return Math.abs(Math.fround(x)) < 2 ** -126 ? 0 : bf16ToF32(f32ToBf16(x));
+}
+
+/** x, or a copy with every value rounded by roundBf16Ftz when `bf16`. */
+export function roundedIf<T extends Tensor<FloatDType>>(x: T, bf16: boolean): T {
+  if (!bf16) return x;
+  const out = Tensor.zeros(x.shape, x.dtype);
+  for (let i = 0; i < x.size; i++) out.data[i] = roundBf16Ftz(x.data[i] ?? 0);
+  return out as T;
+}
+
+// q (B, T, H, D), k, v (B, Smax, Hkv, D) -> (B, T, H, D). bf16: q, k, v and the softmax
+// numerators rounded to bf16 (Backend.attention).
+export function attention<D extends FloatDType>(qIn: Tensor<D>, kIn: Tensor<D>, vIn: Tensor<D>, s: number, scale: number, bf16 = false): Tensor<D> {
+  const dims = checks.attention(qIn, kIn, vIn, s, scale);
   const { b, t, h, d } = dims;
+  const q = roundedIf(qIn, bf16), k = roundedIf(kIn, bf16), v = roundedIf(vIn, bf16);
   const out = Tensor.zeros(q.shape, q.dtype);
   const p = new Float64Array(s);
   const acc = new Float64Array(d);
@@ -77,8 +96,10 @@ export function attention<D extends FloatDType>(q: Tensor<D>, k: Tensor<D>, v: T
     const { n, row, sum } = attentionScores(q, k, dims, s, scale, r, p);
     acc.fill(0);
     for (let si = 0; si < n; si++) {
-      for (let j = 0; j < d; j++) acc[j] = (acc[j] ?? 0) + ((p[si] ?? 0) / sum) * (v.data[row(si) + j] ?? 0);
+      const w = bf16 ? roundBf16Ftz(p[si] ?? 0) : (p[si] ?? 0) / sum;
+      for (let j = 0; j < d; j++) acc[j] = (acc[j] ?? 0) + w * (v.data[row(si) + j] ?? 0);
     }
+    if (bf16) for (let j = 0; j < d; j++) acc[j] = (acc[j] ?? 0) / sum;
     out.data.set(acc, r * d);
   }
   return out;
