@@ -48,7 +48,7 @@ export class Ops {
   readonly tape: Tape | undefined;
   /** Dropout is active only in training. */
   readonly training: boolean;
-  /** 'bf16': f32 weights are rounded to bf16 for matmuls (autocast; f32 master weights). */
+  /** 'bf16': f32 weights are rounded to bf16 for matmuls, and attention's products take bf16 operands (autocast; f32 master weights). */
   readonly matmulDtype: 'f32' | 'bf16';
   readonly recompute: boolean;
   readonly #dropout: DropoutCounter;

@@ -29,7 +29,7 @@ export const benchCommand: Command = {
     seq: { type: 'string', arg: 'N', help: 'tokens per sequence (default: the preset\'s)' },
     steps: { type: 'string', arg: 'N', help: 'timed steps', default: '5' },
     warmup: { type: 'string', arg: 'N', help: 'untimed steps first', default: '2' },
-    bf16: { type: 'boolean', help: 'bf16 matmul inputs (LoRA: bf16 frozen base)' },
+    bf16: { type: 'boolean', help: 'bf16 inputs to the matmuls and attention products, f32 accumulation (LoRA: bf16 frozen base)' },
     'gradient-checkpointing': { type: 'boolean', help: 'recompute each layer in backward (default on for qlora)' },
     'no-gradient-checkpointing': { type: 'boolean', help: 'turn checkpointing off for qlora' },
     seed: { type: 'string', arg: 'N', help: 'seed of weights and tokens', default: '0' },

@@ -57,7 +57,7 @@ export const TRAINING_FLAGS: Flags = {
     'logging-steps': { type: 'string', arg: 'N', help: 'log the loss every N steps', default: '10' },
     'eval-steps': { type: 'string', arg: 'N', help: 'evaluate every N steps (default: once per epoch)' },
     seed: { type: 'string', arg: 'N', help: 'seed for initialisation, shuffling and dropout', default: '42' },
-    bf16: { type: 'boolean', help: 'bf16 matmul inputs with f32 accumulation (LoRA: bf16 base weights; full: f32 master weights)' },
+    bf16: { type: 'boolean', help: 'bf16 inputs to the matmuls and attention products, f32 accumulation (LoRA: bf16 base weights; full: f32 master weights)' },
     'gradient-checkpointing': { type: 'boolean', help: 'recompute each decoder layer in backward to save memory (default on for qlora)' },
 };
 
