@@ -41,7 +41,7 @@ function keyOf(name: string, args: unknown[]): string {
   if (name === 'linear') return `linear:${dtypeOf(args[0])}x${dtypeOf(args[1])}${shapeOf(args[0], args[1])}`;
   if (name === 'matmul') return `matmul:${dtypeOf(args[0])}x${dtypeOf(args[1])}${transLabel(args[2])}${shapeOf(args[0], args[1])}`;
   if (name === 'matmulInto') return `matmulInto:${dtypeOf(args[1])}x${dtypeOf(args[2])}${transLabel(args[3])}${shapeOf(args[1], args[2])}`;
-  if (name === 'matmulBf16Into') return `matmulBf16Into${shapeOf(args[1], args[2])}`;
+  if (name === 'matmulBf16Into') return `matmulBf16Into${transLabel(args[3])}${shapeOf(args[1], args[2])}`;
   if (name === 'cast') return `cast:${dtypeOf(args[0])}->${String(args[1])}${shapeOf(args[0])}`;
   return name;
 }
