@@ -183,7 +183,8 @@ void gemm_pack_f32_bf16_avx512(const float* p, int64_t rs, int64_t ks, int64_t n
 
 // The gemm_pack_f32_fn of the f32 kernel. Rows contiguous (rs == 1): each k's rows are
 // one or two (masked) vector copies. k contiguous: 16 rows x 16 k at a time, one
-// transpose, then each k's 16 rows stored as one (masked) vector.
+// transpose, then each k's 16 rows stored as one (masked) vector, each row prefetched two
+// blocks ahead as LoadF32Pairs does (small full +1.5-3% in 6 of 7 alternating rounds).
 void gemm_pack_f32_avx512(const float* p, int64_t rs, int64_t ks, int64_t nr, int64_t R, int64_t kc, float* dst) {
   if (rs == 1) {
     for (int64_t k = 0; k < kc; k++) {
@@ -201,7 +202,10 @@ void gemm_pack_f32_avx512(const float* p, int64_t rs, int64_t ks, int64_t nr, in
     const __mmask16 km = mask16(n);
     for (int64_t r0 = 0; r0 < nr; r0 += 16) {
       const int64_t g = nr - r0 < 16 ? nr - r0 : 16;
-      for (int64_t i = 0; i < 16; i++) rows[i] = i < g ? _mm512_maskz_loadu_epi32(km, p + (r0 + i) * rs + kb) : _mm512_setzero_si512();
+      for (int64_t i = 0; i < 16; i++) {
+        if (i < g) _mm_prefetch((const char*)(p + (r0 + i) * rs + kb + 32), _MM_HINT_T0);
+        rows[i] = i < g ? _mm512_maskz_loadu_epi32(km, p + (r0 + i) * rs + kb) : _mm512_setzero_si512();
+      }
       transpose16(rows);
       const __mmask16 m = mask16(g);
       for (int64_t j = 0; j < n; j++) _mm512_mask_storeu_epi32(dst + (kb + j) * R + r0, m, rows[j]);
