@@ -87,11 +87,13 @@ void gemm_micro_bf16_avx512(int64_t kc, const void* ap_, const void* bp_, float*
 // stride apart (3-8 KiB: a new page per row, which the hardware prefetchers do not
 // follow), and under autocast every source is a cold f32 activation, gradient or master
 // weight: the loads waited on memory (perf: the hot instructions of the packer were the
-// ones after its loads, and packing was a fifth of a full bf16 step's GEMM time). Medium
-// full fine-tuning --bf16, alternating builds: 926-934 -> 966-982 tok/s with 8 rows (16:
-// 966, 32: 935-958); LoRA-bf16 unchanged or better. The f32 packer's plain copy gained
-// nothing from it (medium full f32, alternating), so it has none.
-constexpr int64_t PACK_AHEAD = 8;
+// ones after its loads, and packing was a fifth of a full bf16 step's GEMM time). A
+// 16-float chunk at an unaligned column spans two lines: both are fetched. Medium full
+// fine-tuning --bf16, alternating builds: 926-934 -> 966-982 tok/s with the first line 8
+// rows ahead, then 962-998 -> 995-1,018 with both lines 16 rows ahead (8: 987-1,027, 32:
+// 989-1,016); LoRA-bf16 unchanged or better. The f32 packer's plain copy gained nothing
+// from it (medium full f32, alternating), so it has none.
+constexpr int64_t PACK_AHEAD = 16;
 
 // Rows contiguous (rs == 1): for each k pair, rows r.. of source rows k and k+1 become 16
 // bf16 patterns each (widen(row, mask): the low half of each u32 lane) and interleave
@@ -104,8 +106,12 @@ void pack_pairs_rows_t(const T* p, int64_t ks, int64_t nr, int64_t R, int64_t kc
     uint32_t* out = dst + (k >> 1) * R;
     for (int64_t r = 0; r < nr; r += 16) {
       if (k + PACK_AHEAD + 1 < kc) {
-        _mm_prefetch((const char*)(x0 + PACK_AHEAD * ks + r), _MM_HINT_T0);
-        _mm_prefetch((const char*)(x0 + (PACK_AHEAD + 1) * ks + r), _MM_HINT_T0);
+        const T* a = x0 + PACK_AHEAD * ks + r;
+        const int64_t last = (nr - r < 16 ? nr - r : 16) - 1;  // the chunk's last element: its line too
+        _mm_prefetch((const char*)a, _MM_HINT_T0);
+        _mm_prefetch((const char*)(a + last), _MM_HINT_T0);
+        _mm_prefetch((const char*)(a + ks), _MM_HINT_T0);
+        _mm_prefetch((const char*)(a + ks + last), _MM_HINT_T0);
       }
       const __mmask16 m = mask16(nr - r);
       const __m512i lo = widen(x0 + r, m);
