@@ -62,8 +62,9 @@ void grad_attention_bwd_tile_f32_avx2(const float* q, const float* kt, const flo
                                       int64_t n, int64_t stride, int64_t D, float scale, float* scratch);
 
 // bf16 tiles (vdpbf16ps; need ft_cpu_has_avx512bf16()), the autocast path: q, k, v, dout,
-// the probabilities and dS are rounded to bf16 (as ft_f32_to_bf16) for the products, which
-// multiply bf16 pairs and accumulate in f32; the softmax and its backward stay f32. Same
+// the probabilities and dS are rounded to bf16 (vcvtne(2)ps2bf16: nearest even, a
+// subnormal to zero) for the products, which multiply bf16 pairs and accumulate in f32;
+// the softmax and its backward stay f32. Same
 // tile shapes as the f32 tiles; operands travel as u32 lanes holding a bf16 pair:
 // - key-major panels (scores against q or dout): attn_panel_keys(n) / ATTN_KEYS blocks of
 //   (attn_pairs(D), ATTN_KEYS), pair p of key j = (x[j][2p], x[j][2p+1]), zero past n / D;
