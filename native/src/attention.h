@@ -81,6 +81,9 @@ inline int64_t attn_bf16_row_panel(int64_t n, int64_t D) { return attn_row_pairs
 // Scratch floats of one bf16 forward / backward tile call for S keys.
 inline int64_t attn_bf16_fwd_scratch(int64_t S, int64_t D) { return ATTN_ROWS * (2 * attn_panel_keys(S) + D); }
 inline int64_t attn_bf16_bwd_scratch(int64_t S, int64_t D) { return ATTN_ROWS * (4 * attn_panel_keys(S) + 4 * D); }
+// The bf16 panels live in the drivers' float scratch: the same slots as u32 lanes.
+inline uint32_t* attn_u32(float* x) { return reinterpret_cast<uint32_t*>(x); }
+inline const uint32_t* attn_u32(const float* x) { return reinterpret_cast<const uint32_t*>(x); }
 
 void ops_attention_pack_keys_bf16_avx512(const float* x, int64_t n, int64_t stride, int64_t D, uint32_t* kt);
 void ops_attention_pack_rows_bf16_avx512(const float* x, int64_t n, int64_t stride, int64_t D, uint32_t* xp);

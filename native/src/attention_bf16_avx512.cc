@@ -21,20 +21,18 @@ constexpr int64_t HALF = R / 2;  // rows per P V block, and row pairs per tile
 constexpr int64_t NK = 6;        // keys per dK / dV register block
 
 inline __m512bh bh(__m512i x) { return (__m512bh)x; }
-// Lane mask for the first rem lanes, none when rem <= 0.
-inline __mmask16 lanes(int64_t rem) { return rem <= 0 ? (__mmask16)0 : mask16(rem); }
 
 // x[0 .. min(rem, 32)) rounded -> 16 u32 lanes, lane i = (x[2i], x[2i+1]); zero past rem
 // (an odd rem gets a zero partner).
 inline __m512i pairs16(const float* x, int64_t rem) {
-  const __m512 a = _mm512_maskz_loadu_ps(lanes(rem), x), b = _mm512_maskz_loadu_ps(lanes(rem - 16), x + 16);
+  const __m512 a = _mm512_maskz_loadu_ps(mask16(rem), x), b = _mm512_maskz_loadu_ps(mask16(rem - 16), x + 16);
   return (__m512i)_mm512_cvtne2ps_pbh(b, a);
 }
 
 // The first min(rem, 16) values of rows lo and hi rounded -> 16 u32 lanes, lane i =
 // (lo[i], hi[i]); hi null reads as zeros.
 inline __m512i interleave16(const float* lo, const float* hi, int64_t rem) {
-  const __mmask16 m = lanes(rem);
+  const __mmask16 m = mask16(rem);
   const __m512 a = _mm512_maskz_loadu_ps(m, lo), b = hi ? _mm512_maskz_loadu_ps(m, hi) : _mm512_setzero_ps();
   // u16 lanes: a's 16 values, then b's; pair them up.
   const __m512i zip = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6, 21, 5,
@@ -44,7 +42,7 @@ inline __m512i interleave16(const float* lo, const float* hi, int64_t rem) {
 
 // x (n) -> dst (attn_pairs(n)) pairs along x.
 void to_pairs(const float* x, int64_t n, uint32_t* dst) {
-  for (int64_t i = 0; i < n; i += 32) _mm512_mask_storeu_epi32(dst + i / 2, lanes(attn_pairs(n - i)), pairs16(x + i, n - i));
+  for (int64_t i = 0; i < n; i += 32) _mm512_mask_storeu_epi32(dst + i / 2, mask16(attn_pairs(n - i)), pairs16(x + i, n - i));
 }
 
 // w rows (nq, ld), n columns -> wt (attn_row_pairs(nq), ld): pair (i, s) = (w[2i][s],

@@ -159,7 +159,7 @@ struct LoadF32Pairs {
     _mm_prefetch((const char*)(x + 64), _MM_HINT_T0);
     _mm_prefetch((const char*)(x + 80), _MM_HINT_T0);
     const __m512i a = round_bf16(_mm512_maskz_loadu_ps(mask16(n), x));
-    const __m512i b = round_bf16(_mm512_maskz_loadu_ps(mask16(n - 16 > 0 ? n - 16 : 0), x + 16));
+    const __m512i b = round_bf16(_mm512_maskz_loadu_ps(mask16(n - 16), x + 16));
     const __m512i lo = _mm512_permutex2var_epi32(a, even, b), hi = _mm512_permutex2var_epi32(a, odd, b);
     return _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16));
   }

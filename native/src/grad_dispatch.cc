@@ -3,6 +3,7 @@
 // and cross-entropy also range-check every id / label first); then the kernels of
 // ft_active_isa() run under OpenMP static schedules, each work item owning its outputs
 // (see grad.h for the fixed reduction orders), so results do not depend on thread count.
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -52,22 +53,20 @@ struct F32BwdTiles {
 // The bf16 backward tiles' panels (u32 bf16 pairs in float-sized slots): keys and values
 // key-major, keys as row pairs too.
 struct Bf16BwdTiles {
-  static uint32_t* u32(float* x) { return reinterpret_cast<uint32_t*>(x); }
-  static const uint32_t* u32(const float* x) { return reinterpret_cast<const uint32_t*>(x); }
   int64_t panel(int64_t S, int64_t D) const {
-    const int64_t a = attn_bf16_key_panel(S, D), b = attn_bf16_row_panel(S, D), c = D * attn_panel_keys(S);
-    return a > b ? (a > c ? a : c) : (b > c ? b : c);
+    return std::max({attn_bf16_key_panel(S, D), attn_bf16_row_panel(S, D), D * attn_panel_keys(S)});
   }
   int64_t scratch(int64_t S, int64_t D) const { return attn_bf16_bwd_scratch(S, D); }
   void pack_kv(const float* k, const float* v, int64_t S, int64_t stride, int64_t D, float* kt, float* vt,
                float* kp) const {
-    ops_attention_pack_keys_bf16_avx512(k, S, stride, D, u32(kt));
-    ops_attention_pack_keys_bf16_avx512(v, S, stride, D, u32(vt));
-    ops_attention_pack_rows_bf16_avx512(k, S, stride, D, u32(kp));
+    ops_attention_pack_keys_bf16_avx512(k, S, stride, D, attn_u32(kt));
+    ops_attention_pack_keys_bf16_avx512(v, S, stride, D, attn_u32(vt));
+    ops_attention_pack_rows_bf16_avx512(k, S, stride, D, attn_u32(kp));
   }
   void run(const float* q, const float* kt, const float* vt, const float* kp, const float* dout, float* dq, float* dk,
            float* dv, int64_t nq, int64_t qstride, int64_t n, int64_t D, float scale, float* tmp) const {
-    grad_attention_bwd_tile_bf16_avx512(q, u32(kt), u32(vt), u32(kp), dout, dq, dk, dv, nq, qstride, n, D, scale, tmp);
+    grad_attention_bwd_tile_bf16_avx512(q, attn_u32(kt), attn_u32(vt), attn_u32(kp), dout, dq, dk, dv, nq, qstride, n, D,
+                                        scale, tmp);
   }
 };
 

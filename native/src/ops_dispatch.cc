@@ -3,6 +3,7 @@
 // range-checks every id first); then the row kernels of ft_active_isa() run, split across
 // OpenMP threads with static schedules (each row / block is computed by one thread, so
 // results do not depend on the thread count).
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <omp.h>
@@ -144,20 +145,17 @@ struct F32Tiles {
 // The bf16 tiles' panels (u32 bf16 pairs in float-sized slots): keys key-major, values
 // as row pairs.
 struct Bf16Tiles {
-  static uint32_t* u32(float* x) { return reinterpret_cast<uint32_t*>(x); }
-  static const uint32_t* u32(const float* x) { return reinterpret_cast<const uint32_t*>(x); }
   int64_t panel(int64_t S, int64_t D) const {
-    const int64_t a = attn_bf16_key_panel(S, D), b = attn_bf16_row_panel(S, D);
-    return a > b ? a : b;
+    return std::max(attn_bf16_key_panel(S, D), attn_bf16_row_panel(S, D));
   }
   int64_t scratch(int64_t S, int64_t D) const { return attn_bf16_fwd_scratch(S, D); }
   void pack_kv(const float* k, const float* v, int64_t S, int64_t stride, int64_t D, float* kt, float* vp) const {
-    ops_attention_pack_keys_bf16_avx512(k, S, stride, D, u32(kt));
-    ops_attention_pack_rows_bf16_avx512(v, S, stride, D, u32(vp));
+    ops_attention_pack_keys_bf16_avx512(k, S, stride, D, attn_u32(kt));
+    ops_attention_pack_rows_bf16_avx512(v, S, stride, D, attn_u32(vp));
   }
   void run(const float* q, const float* kt, const float* vp, float* out, int64_t nq, int64_t qstride, int64_t n,
            int64_t D, float scale, float* tmp) const {
-    ops_attention_tile_bf16_avx512(q, u32(kt), u32(vp), out, nq, qstride, n, D, scale, tmp);
+    ops_attention_tile_bf16_avx512(q, attn_u32(kt), attn_u32(vp), out, nq, qstride, n, D, scale, tmp);
   }
 };
 

@@ -15,8 +15,10 @@
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
-// Lane mask for the first min(rem, 16) lanes.
-static inline __mmask16 mask16(int64_t rem) { return rem >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << rem) - 1u); }
+// Lane mask for the first min(rem, 16) lanes (none when rem <= 0).
+static inline __mmask16 mask16(int64_t rem) {
+  return rem >= 16 ? (__mmask16)0xffff : rem <= 0 ? (__mmask16)0 : (__mmask16)((1u << rem) - 1u);
+}
 
 // 16 f32 lanes rounded to bf16 as ft_f32_to_bf16 (cast_avx512.cc's integer rounding, not
 // vcvtneps2bf16, which reads subnormals as zero): the bf16 pattern in each lane's low half.
