@@ -9,6 +9,7 @@
 // order, each slice from zero and then added to C, so the result does not depend on the
 // thread count (nor on whether a tile is an edge tile).
 #include <omp.h>
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include "gemm.h"
@@ -259,8 +260,13 @@ ft_status run_segments(const gemm_kernel& g, const Src& sa, Seg* segs, int nsegs
     return FT_OK;
   }
   const int64_t ncp = g.nc / NR;  // panels per column block
+  // Column blocks of ncp panels; a remainder under a quarter block joins the last full one.
+  // A LoRA product's A segment is one panel past a 2048-wide weight: a block of its own
+  // would pack all of A again for 32 columns.
+  auto block_end = [&](int64_t pb) -> int64_t { return P - pb < ncp + ncp / 4 ? P : pb + ncp; };
   const int64_t kc_max = round_up(K < g.kc ? K : g.kc, 2);
-  const int64_t nc_max = (P < ncp ? P : ncp) * NR;
+  int64_t nc_max = 0;
+  for (int64_t pb = 0; pb < P; pb = block_end(pb)) nc_max = std::max(nc_max, (block_end(pb) - pb) * NR);
   const int64_t mc_max = round_up(M < g.mc ? M : g.mc, MR);
   const int64_t tiles = (M + MR - 1) / MR;
   int T = omp_get_max_threads();
@@ -288,8 +294,8 @@ ft_status run_segments(const gemm_kernel& g, const Src& sa, Seg* segs, int nsegs
     const int t = omp_get_thread_num(), nt = omp_get_num_threads();
     char* my_a = apack + round_up((int64_t)a_bytes, 64) * t;
     alignas(64) float edge[1024];  // one MR x NR tile (MR*NR <= 1024)
-    for (int64_t pb = 0; pb < P; pb += ncp) {
-      const int64_t panels = P - pb < ncp ? P - pb : ncp;
+    for (int64_t pb = 0; pb < P; pb = block_end(pb)) {
+      const int64_t panels = block_end(pb) - pb;
       const Share sh = share_of(split_m, tiles, panels, t, nt);
       for (int64_t pc = 0; pc < K; pc += g.kc) {
         const int64_t kc = K - pc < g.kc ? K - pc : g.kc, kcp = round_up(kc, g.kpair);

@@ -53,11 +53,12 @@ function castBf16(x: Tensor): Tensor<'bf16'> {
 
 const bits = (x: Float32Array): Uint32Array => new Uint32Array(x.buffer, x.byteOffset, x.length);
 
-// M, N, K: edges of the register tiles, the MC (336) / KC (1024) / NC (2048) blocks, K = 0,
+// M, N, K: edges of the register tiles, the MC (336) / KC (1024) / NC (2048) blocks (a
+// remainder under a quarter block joining the last full one: N = 2100, 4400), K = 0,
 // odd K (zero-padded pairs), and small M in the linear orientation (the unpacked path).
 const CASES: [number, number, number][] = [
   [1, 1, 1], [3, 5, 7], [17, 33, 31], [65, 129, 130], [350, 40, 300], [20, 40, 1100], [3, 2100, 20],
-  [40, 17, 1025], [4, 3, 0], [5, 37, 45], [33, 7, 3],
+  [40, 17, 1025], [4, 3, 0], [5, 37, 45], [33, 7, 3], [3, 3100, 20], [3, 4400, 20],
 ];
 const ORIENTATIONS: [boolean, boolean][] = [[false, false], [false, true], [true, false], [true, true]];
 

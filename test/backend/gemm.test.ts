@@ -54,9 +54,11 @@ function shapes(M: number, N: number, K: number, transA: boolean, transB: boolea
 
 // Every M in 1,3,17,65, N in 1,5,33,129, K in 1,7,31,130 appears; the last cases cross
 // the KC (768 f32 / 1024 bf16), MC (336) and NC (2048) blocks so every driver loop runs more than once.
+// N = 2100 and 4400 end in a remainder under a quarter NC block (it joins the last full
+// block), N = 3100 in a longer one (a block of its own).
 const CASES: [number, number, number][] = [
   [1, 1, 1], [3, 5, 7], [17, 33, 31], [65, 129, 130], [1, 129, 130], [65, 1, 7], [17, 5, 130], [3, 33, 1],
-  [350, 40, 300], [20, 40, 1100], [3, 2100, 20], [0, 4, 3], [4, 3, 0],
+  [350, 40, 300], [20, 40, 1100], [3, 2100, 20], [3, 3100, 20], [3, 4400, 20], [0, 4, 3], [4, 3, 0],
 ];
 const ORIENTATIONS: [boolean, boolean][] = [[false, false], [false, true], [true, false], [true, true]];
 
