@@ -13,6 +13,7 @@
 #include "grad.h"
 #include "ops.h"
 #include "parallel.h"
+#include "pool.h"
 
 namespace {
 
@@ -83,7 +84,8 @@ ft_status attention_bwd_tiled(const Tiles& tiles, const float* q, const float* k
   const int64_t panel = tiles.panel(S, D), per = 5 * panel + tiles.scratch(S, D);
   size_t ns;
   if (!ft_count2(threads, per, &ns)) return FT_ERR_ARG;
-  float* scratch = static_cast<float*>(std::malloc(ns * sizeof(float)));
+  const PoolScratch pool(ns * sizeof(float));  // cached: no fresh pages per call
+  float* scratch = reinterpret_cast<float*>(pool.get());
   if (scratch == nullptr) return FT_ERR_ALLOC;
   const int64_t group = H / Hkv, stride = Hkv * D;
 #pragma omp parallel num_threads(threads)
@@ -111,7 +113,6 @@ ft_status attention_bwd_tiled(const Tiles& tiles, const float* q, const float* k
       ops_attention_scatter_f32_ref(dvc, S, stride, D, dv + kv);
     }
   }
-  std::free(scratch);
   return FT_OK;
 }
 

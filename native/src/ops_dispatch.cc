@@ -11,6 +11,7 @@
 #include "dispatch.h"
 #include "ops.h"
 #include "parallel.h"
+#include "pool.h"
 
 namespace {
 
@@ -97,7 +98,8 @@ ft_status ops_rope_rotate_f32(const float* x, size_t x_n, const int32_t* positio
     return FT_ERR_SIZE;
   if (nx == 0) return FT_OK;
   // cos then sin, each (T, D/2): T * D floats in all.
-  float* table = static_cast<float*>(std::malloc(nt * sizeof(float)));
+  const PoolScratch pool(nt * sizeof(float));
+  float* table = reinterpret_cast<float*>(pool.get());
   if (table == nullptr) return FT_ERR_ALLOC;
   const int64_t half = D / 2;
   float* cos_t = table;
@@ -114,7 +116,6 @@ ft_status ops_rope_rotate_f32(const float* x, size_t x_n, const int32_t* positio
     const int64_t t = bt % T;
     fn(x + bt * H * D, cos_t + t * half, sin_t + t * half, out + bt * H * D, H, D);
   });
-  std::free(table);
   return FT_OK;
 }
 
@@ -171,7 +172,10 @@ ft_status attention_tiled(const Tiles& tiles, const float* q, const float* k, co
   const int64_t panel = tiles.panel(S, D), per = 2 * panel + tiles.scratch(S, D);
   size_t ns;
   if (!ft_count2(threads, per, &ns)) return FT_ERR_ARG;
-  float* scratch = static_cast<float*>(std::malloc(ns * sizeof(float)));
+  // From the caching pool: a fresh block this size (hundreds of KiB) would be mapped anew
+  // and fault in page by page on every call.
+  const PoolScratch pool(ns * sizeof(float));
+  float* scratch = reinterpret_cast<float*>(pool.get());
   if (scratch == nullptr) return FT_ERR_ALLOC;
   const int64_t group = H / Hkv, stride = Hkv * D, blocks = (T + ATTN_ROWS - 1) / ATTN_ROWS;
 #pragma omp parallel num_threads(threads)
@@ -194,7 +198,6 @@ ft_status attention_tiled(const Tiles& tiles, const float* q, const float* k, co
       tiles.run(q + r, kt, vc, out + r, nq, H * D, S - T + t0 + 1, D, scale, tmp);
     }
   }
-  std::free(scratch);
   return FT_OK;
 }
 
