@@ -132,10 +132,11 @@ void grad_silu_mul_bwd_f32_avx2(const float* gate, const float* up, const float*
 void grad_silu_mul_bwd_f32_avx512(const float* gate, const float* up, const float* dout, float* dgate, float* dup,
                                   int64_t n);
 
-// One row: logits (V) -> gradient in place; returns the loss. label in [0, V).
-double grad_cross_entropy_f32_ref(float* x, int64_t V, int32_t label, double grad_scale);
-double grad_cross_entropy_f32_avx2(float* x, int64_t V, int32_t label, double grad_scale);
-double grad_cross_entropy_f32_avx512(float* x, int64_t V, int32_t label, double grad_scale);
+// One row: logits (V) -> gradient in place; returns the loss. label in [0, V). predicted
+// (may be null) <- the logits' argmax, as ops_argmax_f32 (first maximum, or first NaN).
+double grad_cross_entropy_f32_ref(float* x, int64_t V, int32_t label, double grad_scale, int32_t* predicted);
+double grad_cross_entropy_f32_avx2(float* x, int64_t V, int32_t label, double grad_scale, int32_t* predicted);
+double grad_cross_entropy_f32_avx512(float* x, int64_t V, int32_t label, double grad_scale, int32_t* predicted);
 
 // x (n) -> out (n), counters start .. start + n - 1; keep iff (hash >> 40) >= threshold.
 void grad_dropout_f32_ref(const float* x, float* out, int64_t n, uint64_t start, uint64_t seed, uint32_t threshold,

@@ -5,6 +5,7 @@
 // dropout use separate multiplies and adds (no FMA): they round as the scalar reference.
 #include <cmath>
 #include "grad.h"
+#include "ops.h"
 
 // Rounding as written: no mul+add contracted into FMA behind the intrinsics' backs.
 #pragma GCC optimize("fp-contract=off")
@@ -89,7 +90,8 @@ void grad_silu_mul_bwd_f32_avx2(const float* gate, const float* up, const float*
   }
 }
 
-double grad_cross_entropy_f32_avx2(float* x, int64_t V, int32_t label, double grad_scale) {
+double grad_cross_entropy_f32_avx2(float* x, int64_t V, int32_t label, double grad_scale, int32_t* predicted) {
+  if (predicted) ops_argmax_f32_avx2(x, predicted, 1, V);
   const float m = max_of(x, V);
   const float target = x[label];
   const double sum = exp_sum(x, x, V, m, 1.0f);

@@ -106,8 +106,9 @@ void grad_silu_mul_bwd_f32_avx512(const float* gate, const float* up, const floa
   }
 }
 
-double grad_cross_entropy_f32_avx512(float* x, int64_t V, int32_t label, double grad_scale) {
+double grad_cross_entropy_f32_avx512(float* x, int64_t V, int32_t label, double grad_scale, int32_t* predicted) {
   const float m = max_of(x, V);
+  if (predicted) *predicted = argmax_given_max(x, V, m);
   const float target = x[label];
   const double sum = exp_sum(x, x, V, m, 1.0f);
   scale_inplace(x, V, (float)(grad_scale / sum));

@@ -279,12 +279,12 @@ ft_status grad_cross_entropy_f32(float* logits, size_t logits_n, const int32_t* 
   const auto fn = FT_PICK_ISA(grad_cross_entropy_f32);
   const auto argmax = FT_PICK_ISA(ops_argmax_f32);
   ft_parallel_for(N, (int64_t)nx >= PAR_MIN, [&](int64_t i) {
-    if (predicted) argmax(logits + i * V, predicted + i, 1, V);
     if (labels[i] == -100) {
+      if (predicted) argmax(logits + i * V, predicted + i, 1, V);
       std::memset(logits + i * V, 0, (size_t)V * sizeof(float));
       loss[i] = 0;
     } else {
-      loss[i] = fn(logits + i * V, V, labels[i], grad_scale);
+      loss[i] = fn(logits + i * V, V, labels[i], grad_scale, predicted ? predicted + i : nullptr);
     }
   });
   return FT_OK;

@@ -77,7 +77,8 @@ void grad_silu_mul_bwd_f32_ref(const float* gate, const float* up, const float* 
 
 // One row: m = max, sum = sum exp(x - m) in double, loss = m + log(sum) - x[label];
 // x <- exp(x - m) * (float)(grad_scale / sum), then x[label] -= (float)grad_scale.
-double grad_cross_entropy_f32_ref(float* x, int64_t V, int32_t label, double grad_scale) {
+double grad_cross_entropy_f32_ref(float* x, int64_t V, int32_t label, double grad_scale, int32_t* predicted) {
+  if (predicted) ops_argmax_f32_ref(x, predicted, 1, V);
   float m = -INFINITY;
   for (int64_t j = 0; j < V; j++) m = x[j] > m ? x[j] : m;
   const float target = x[label];

@@ -138,24 +138,7 @@ void ops_softmax_f32_avx512(const float* x, float* out, int64_t N, int64_t V, fl
 }
 
 // x (N, V) -> out (N): the first index of the maximum, or of the first NaN (as the ref).
-// Two passes over each row, the second from cache: the max, then its first position,
-// scanning on for a NaN.
+// Two passes over each row, the second from cache: the max, then its first position.
 void ops_argmax_f32_avx512(const float* x, int32_t* out, int64_t N, int64_t V) {
-  for (int64_t i = 0; i < N; i++) {
-    const float* row = x + i * V;
-    const __m512 m = _mm512_set1_ps(max_of(row, V));
-    int64_t first = -1;
-    for (int64_t j = 0; j < V; j += 16) {
-      const __mmask16 k = mask16(V - j);
-      const __m512 a = _mm512_maskz_loadu_ps(k, row + j);
-      const __mmask16 nan = _mm512_mask_cmp_ps_mask(k, a, a, _CMP_UNORD_Q);
-      if (nan) {
-        first = j + __builtin_ctz(nan);
-        break;
-      }
-      const __mmask16 eq = first < 0 ? _mm512_mask_cmp_ps_mask(k, a, m, _CMP_EQ_OQ) : 0;
-      if (eq) first = j + __builtin_ctz(eq);
-    }
-    out[i] = (int32_t)(first < 0 ? 0 : first);
-  }
+  for (int64_t i = 0; i < N; i++) out[i] = argmax_given_max(x + i * V, V, max_of(x + i * V, V));
 }

@@ -38,6 +38,23 @@ static inline float max_of(const float* x, int64_t n) {
   return _mm512_reduce_max_ps(m);
 }
 
+// x (n) with max_of(x, n) = mx -> the first index of mx, or of the first NaN (which wins
+// wherever it is), 0 when there is neither: ops_argmax_f32's answer. The cross-entropy
+// kernel has the row's max already, so its argmax is this one pass.
+static inline int32_t argmax_given_max(const float* x, int64_t n, float mx) {
+  const __m512 m = _mm512_set1_ps(mx);
+  int64_t first = -1;
+  for (int64_t j = 0; j < n; j += 16) {
+    const __mmask16 k = mask16(n - j);
+    const __m512 a = _mm512_maskz_loadu_ps(k, x + j);
+    const __mmask16 nan = _mm512_mask_cmp_ps_mask(k, a, a, _CMP_UNORD_Q);
+    if (nan) return (int32_t)(j + __builtin_ctz(nan));
+    const __mmask16 eq = first < 0 ? _mm512_mask_cmp_ps_mask(k, a, m, _CMP_EQ_OQ) : 0;
+    if (eq) first = j + __builtin_ctz(eq);
+  }
+  return (int32_t)(first < 0 ? 0 : first);
+}
+
 // Transposes a 16 x 16 block of 32-bit lanes in place: r[i] lane j <-> r[j] lane i. Pairs
 // of rows interleave, then 4-row groups inside 128-bit lanes, then the 128-bit lanes of
 // the four groups are gathered (pure data movement: f32 values keep their bits).

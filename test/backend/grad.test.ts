@@ -162,23 +162,31 @@ test('crossEntropyInPlace: losses and gradients match reference (V=1001 with an 
 test('crossEntropyInPlace: predicted ids are each row\'s argmax before the overwrite (ties, NaN, ignored rows)', () => {
   const rng = new Rng(31);
   const V = 37; // not a multiple of 8 or 16: the last lanes are partial
-  const rows = Array.from({ length: 6 }, () => Array.from(rng.normals(V, 2)));
+  const rows = Array.from({ length: 10 }, () => Array.from(rng.normals(V, 2)));
   rows[0]![36] = 9; // the maximum in the partial tail
   rows[1]![3] = 9; rows[1]![20] = 9; // a tie: the first wins
   rows[2]![30] = NaN; rows[2]![5] = 9; // a NaN after the maximum wins
   rows[3]!.fill(-Infinity);
+  rows[6]!.fill(0); rows[6]![2] = -0; // +0 and -0 compare equal: index 0
+  rows[7]![35] = 9; rows[7]![20] = 9; rows[7]![17] = 9; // a tie across 16-value blocks and lanes
+  rows[8]![2] = NaN; rows[8]![10] = 9; // a NaN before the maximum
+  rows[9]![33] = 9; rows[9]![1] = 9; // a tie in the same lane of two blocks
   const logits = rows.flat();
-  const labels = Int32Array.from([0, 3, 5, 0, -100, 1]);
-  const want = refNn.argmax(f32([6, V], logits));
-  assert.deepEqual(Array.from(want), [36, 3, 30, 0, want[4], want[5]]);
+  const labels = Int32Array.from([0, 3, 5, 0, -100, 1, 2, 4, 6, 8]);
+  const want = refNn.argmax(f32([10, V], logits));
+  assert.deepEqual(Array.from(want), [36, 3, 30, 0, want[4], want[5], 0, 17, 2, 1]);
   for (const [name, ops] of [['ref', refGrad], ['native', nativeGrad]] as const) {
     eachIsa((isa) => {
-      const predicted = new Int32Array(6).fill(-1);
-      ops.crossEntropyInPlace(f32([6, V], logits), labels, 1, predicted);
+      const predicted = new Int32Array(10).fill(-1);
+      const withIds = f32([10, V], logits), without = f32([10, V], logits);
+      const loss = ops.crossEntropyInPlace(withIds, labels, 1, predicted);
       assert.deepEqual(predicted, want, `${name} ${isa}`);
+      // Asking for the ids changes neither the loss nor the gradient, bit for bit.
+      assert.deepEqual(loss, ops.crossEntropyInPlace(without, labels, 1), `${name} ${isa} loss`);
+      assert.deepEqual(withIds.data, without.data, `${name} ${isa} gradient`);
     });
   }
-  assert.throws(() => nativeGrad.crossEntropyInPlace(f32([6, V], logits), labels, 1, new Int32Array(5)), ShapeError);
+  assert.throws(() => nativeGrad.crossEntropyInPlace(f32([10, V], logits), labels, 1, new Int32Array(9)), ShapeError);
 });
 
 test('dropout: the native mask equals the reference mask exactly, values within one f32 rounding', () => {
