@@ -19,18 +19,20 @@ F --preset medium --method qlora --target-modules all --r 16 --batch 4 --steps 3
 F --preset medium --method qlora --target-modules all --r 16 --batch 4 --steps 3 --warmup 1 --no-gradient-checkpointing
 F --preset medium --method qlora --target-modules all --r 16 --bf16 --batch 4 --steps 3 --warmup 1
 F --preset medium --method qlora --target-modules all --r 16 --bf16 --batch 4 --steps 3 --warmup 1 --no-gradient-checkpointing
+# tiny steps take ~40 ms and small ~0.5 s: more of them, on both sides, so one slow
+# step (the machine's noise) moves the median less.
 echo "## tiny full b8"
-A --preset tiny --mode full --steps 5
-F --preset tiny --method full --steps 5
+A --preset tiny --mode full --steps 20
+F --preset tiny --method full --steps 20
 echo "## tiny lora qv r8 b8"
-A --preset tiny --mode lora --steps 5
-F --preset tiny --method lora --steps 5
+A --preset tiny --mode lora --steps 20
+F --preset tiny --method lora --steps 20
 echo "## small full b8"
-A --preset small --mode full --steps 3
-F --preset small --method full --steps 3
+A --preset small --mode full --steps 6
+F --preset small --method full --steps 6
 echo "## small lora qv r8 b8"
-A --preset small --mode lora --steps 3
-F --preset small --method lora --steps 3
+A --preset small --mode lora --steps 6
+F --preset small --method lora --steps 6
 echo "## decode medium (128 new tokens)"
 for w in f32 bf16 nf4; do node dist/src/cli/main.js bench --generate --preset medium --weights $w --new-tokens 128; done
 for l in merged unmerged; do node dist/src/cli/main.js bench --generate --preset medium --weights bf16 --lora $l --target-modules all --r 16 --new-tokens 128; done
