@@ -154,6 +154,9 @@ struct gemm_kernel {
   gemm_pack_fn pack_f32_bf16;  // vector packer for f32 -> bf16 pairs, or null (scalar)
   gemm_pack_bf16_fn pack_bf16; // vector packer for bf16 -> bf16 pairs, or null (scalar)
   gemm_pack_f32_fn pack_f32;   // vector packer for f32 -> f32 with k or rows contiguous (kpair = 1), or null
+  // The micro-kernel for a panel's first nr/2 columns only: c (MR, NR/2), each element the
+  // same sum as micro's (a rank-16 LoRA factor fills half a 32-column panel); or null.
+  gemm_micro_fn micro_half = nullptr;
 };
 
 // Micro-kernel tables per ISA (gemm_avx2.cc, gemm_avx512.cc).

@@ -24,63 +24,65 @@ constexpr int MR = 14, NR = 32;
     _mm_prefetch((const char*)((c) + i * (ldc) + 16), _MM_HINT_T0);           \
   }
 
-// Adds (or stores, when beta0) the 14 x 32 accumulator tile into c (14,32), row stride ldc.
-// A macro rather than a function so the accumulators stay in registers (GCC spilled
-// them to the stack when the array was passed by reference).
-#define STORE_C_TILE(acc, c, ldc, beta0)                                                         \
+// Adds (or stores, when beta0) the accumulator tile's NV 16-column vectors per row into c
+// (14, 16 NV), row stride ldc. A macro rather than a function so the accumulators stay in
+// registers (GCC spilled them to the stack when the array was passed by reference).
+#define STORE_C_TILE(acc, c, ldc, beta0, NV)                                                     \
   _Pragma("GCC unroll 14") for (int i = 0; i < MR; i++) {                                        \
     float* row = (c) + i * (ldc);                                                                \
-    if (beta0) {                                                                                 \
-      _mm512_storeu_ps(row, acc[i][0]);                                                          \
-      _mm512_storeu_ps(row + 16, acc[i][1]);                                                     \
-    } else {                                                                                     \
-      _mm512_storeu_ps(row, _mm512_add_ps(_mm512_loadu_ps(row), acc[i][0]));                     \
-      _mm512_storeu_ps(row + 16, _mm512_add_ps(_mm512_loadu_ps(row + 16), acc[i][1]));           \
+    _Pragma("GCC unroll 2") for (int v = 0; v < (NV); v++) {                                     \
+      if (beta0) _mm512_storeu_ps(row + 16 * v, acc[i][v]);                                      \
+      else _mm512_storeu_ps(row + 16 * v, _mm512_add_ps(_mm512_loadu_ps(row + 16 * v), acc[i][v])); \
     }                                                                                            \
   }
 
-// ap (kc,14) f32, bp (kc,32) f32 -> c (14,32)
+// ap (kc,14) f32, bp (kc,32) f32 -> c (14, 16 NV): NV = 2 the whole panel; NV = 1 its
+// first 16 columns only (a rank-16 LoRA factor's panel: half the FMAs, the same sums).
+template <int NV>
 void gemm_micro_f32_avx512(int64_t kc, const void* ap_, const void* bp_, float* c, int64_t ldc, bool beta0) {
   const float* ap = (const float*)ap_;
   const float* bp = (const float*)bp_;
-  __m512 acc[MR][2];
+  __m512 acc[MR][NV];
 #pragma GCC unroll 14
-  for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+  for (int i = 0; i < MR; i++)
+    for (int v = 0; v < NV; v++) acc[i][v] = _mm512_setzero_ps();
   PREFETCH_C_TILE(c, ldc)
   for (int64_t k = 0; k < kc; k++) {
-    const __m512 b0 = _mm512_load_ps(bp), b1 = _mm512_load_ps(bp + 16);
+    __m512 b[NV];
+    for (int v = 0; v < NV; v++) b[v] = _mm512_load_ps(bp + 16 * v);
 #pragma GCC unroll 14
     for (int i = 0; i < MR; i++) {
       const __m512 x = _mm512_set1_ps(ap[i]);
-      acc[i][0] = _mm512_fmadd_ps(x, b0, acc[i][0]);
-      acc[i][1] = _mm512_fmadd_ps(x, b1, acc[i][1]);
+      for (int v = 0; v < NV; v++) acc[i][v] = _mm512_fmadd_ps(x, b[v], acc[i][v]);
     }
     ap += MR;
     bp += NR;
   }
-  STORE_C_TILE(acc, c, ldc, beta0);
+  STORE_C_TILE(acc, c, ldc, beta0, NV);
 }
 
-// ap (kc/2,14,2) bf16, bp (kc/2,32,2) bf16 -> c (14,32); kc even
+// ap (kc/2,14,2) bf16, bp (kc/2,32,2) bf16 -> c (14, 16 NV); kc even; NV as above
+template <int NV>
 void gemm_micro_bf16_avx512(int64_t kc, const void* ap_, const void* bp_, float* c, int64_t ldc, bool beta0) {
   const int32_t* ap = (const int32_t*)ap_;  // one bf16 pair per row and k pair
   const __m512i* bp = (const __m512i*)bp_;
-  __m512 acc[MR][2];
+  __m512 acc[MR][NV];
 #pragma GCC unroll 14
-  for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+  for (int i = 0; i < MR; i++)
+    for (int v = 0; v < NV; v++) acc[i][v] = _mm512_setzero_ps();
   PREFETCH_C_TILE(c, ldc)
   for (int64_t k = 0; k < kc; k += 2) {
-    const __m512bh b0 = (__m512bh)_mm512_load_si512(bp), b1 = (__m512bh)_mm512_load_si512(bp + 1);
+    __m512bh b[NV];
+    for (int v = 0; v < NV; v++) b[v] = (__m512bh)_mm512_load_si512(bp + v);
 #pragma GCC unroll 14
     for (int i = 0; i < MR; i++) {
       const __m512bh x = (__m512bh)_mm512_set1_epi32(ap[i]);
-      acc[i][0] = _mm512_dpbf16_ps(acc[i][0], x, b0);
-      acc[i][1] = _mm512_dpbf16_ps(acc[i][1], x, b1);
+      for (int v = 0; v < NV; v++) acc[i][v] = _mm512_dpbf16_ps(acc[i][v], x, b[v]);
     }
     ap += MR;
     bp += 2;
   }
-  STORE_C_TILE(acc, c, ldc, beta0);
+  STORE_C_TILE(acc, c, ldc, beta0, NV);
 }
 
 // Rows ahead that the rows-contiguous bf16 packer prefetches. Its source rows lie a row
@@ -237,7 +239,8 @@ void gemm_pack_bf16_avx512(const uint16_t* p, int64_t rs, int64_t ks, int64_t nr
 // MC = 12 tiles (168 rows) rather than 24: with 24 the f32 A block alone (1 MiB) filled L2
 // and was re-read from L3 for every B micro-panel; 12 measured +2-3% on the GEMM bench's
 // shapes in alternating runs (f32 and bf16) and +3% on a medium f32 fine-tuning step.
-const gemm_kernel gemm_kernel_f32_avx512 = {gemm_micro_f32_avx512, MR, NR, 768, 14 * 12, 32 * 64, 1, nullptr, nullptr,
-                                             gemm_pack_f32_avx512};
-const gemm_kernel gemm_kernel_bf16_avx512 = {gemm_micro_bf16_avx512, MR, NR, 1024, 14 * 12, 32 * 64, 2,
-                                              gemm_pack_f32_bf16_avx512, gemm_pack_bf16_avx512, nullptr};
+const gemm_kernel gemm_kernel_f32_avx512 = {gemm_micro_f32_avx512<2>, MR, NR, 768, 14 * 12, 32 * 64, 1, nullptr, nullptr,
+                                             gemm_pack_f32_avx512, gemm_micro_f32_avx512<1>};
+const gemm_kernel gemm_kernel_bf16_avx512 = {gemm_micro_bf16_avx512<2>, MR, NR, 1024, 14 * 12, 32 * 64, 2,
+                                              gemm_pack_f32_bf16_avx512, gemm_pack_bf16_avx512, nullptr,
+                                              gemm_micro_bf16_avx512<1>};

@@ -328,7 +328,13 @@ ft_status run_segments(const gemm_kernel& g, const Src& sa, Seg* segs, int nsegs
               g.micro(kcp, ap, bp, ct, ldc, beta0);
               return;
             }
-            g.micro(kcp, ap, bp, edge, NR, true);
+            const bool half = g.micro_half && 2 * nr <= NR;  // half the multiplies, the same sums
+            if (half && mr == MR && 2 * nr == NR) {
+              g.micro_half(kcp, ap, bp, ct, ldc, beta0);
+              return;
+            }
+            if (half) g.micro_half(kcp, ap, bp, edge, NR, true);
+            else g.micro(kcp, ap, bp, edge, NR, true);
             for (int64_t i = 0; i < mr; i++)
               for (int64_t j = 0; j < nr; j++) ct[i * ldc + j] = beta0 ? edge[i * NR + j] : ct[i * ldc + j] + edge[i * NR + j];
           };

@@ -272,6 +272,33 @@ test('gemm is deterministic: bit-identical on repeat and for 1 or 2 threads', ()
   });
 });
 
+// A column's sum must not depend on how its 32-column panel is filled: whole, half (16
+// columns: the half-width micro-kernel, a rank-16 LoRA factor's case) or an edge (8).
+test('gemm: a column gets the same bits from a full, half or edge panel, every ISA', () => {
+  const rng = new Rng(5);
+  scope(() => {
+    for (const dtype of ['f32', 'bf16', 'mixed'] as const) {
+      const M = 45, K = 1100;  // an edge row tile; K past one KC slice
+      const a = randomTensor(rng, [M, K], dtype === 'mixed' ? 'f32' : dtype);
+      const b = randomTensor(rng, [64, K], dtype === 'mixed' ? 'bf16' : dtype);
+      eachIsa((isa) => {
+        const product = (n: number): Float32Array => {
+          const c = Tensor.zeros([M, n], 'f32');
+          gemmInto(c, a, Tensor.view(b, 0, [n, K]), { M, N: n, K, transB: true }, dtype === 'mixed');
+          return c.data;
+        };
+        const full = product(64);
+        for (const n of [48, 40, 16]) {
+          const part = product(n);
+          for (let i = 0; i < M; i++) {
+            assert.deepEqual(part.subarray(i * n, (i + 1) * n), full.subarray(i * 64, i * 64 + n), `${isa} ${dtype} N=${n} row ${i}`);
+          }
+        }
+      });
+    }
+  });
+});
+
 // Skinny path (AVX-512): A^T B with M or N <= 16 summed over a long K, the LoRA gradients
 // dB = dY^T h and dA = u^T x. R = 16 is the unrolled case; W = 40 leaves a partial lane
 // block; K = 2048 is a sequence of tokens.
