@@ -6,6 +6,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
+#include <new>
+#include <vector>
 #include <omp.h>
 #include "attention.h"
 #include "dispatch.h"
@@ -88,6 +91,37 @@ ft_status ops_rmsnorm_f32(const float* x, size_t x_n, const float* w, size_t w_n
   return FT_OK;
 }
 
+namespace {
+
+// The last (cos, sin, -sin) table built on this thread, with the inputs that built it. A
+// step rotates q and k of every layer, forward and backward, at the same positions: 48
+// tables of 16K libm pairs for a medium step, all the same. Compared by value (T + D/2
+// numbers), so new positions or frequencies always build a new table.
+struct RopeTables {
+  std::vector<int32_t> positions;
+  std::vector<float> inv_freq;
+  std::vector<float> table;  // cos, sin, -sin: each (T, D/2)
+
+  const float* get(const int32_t* pos, int64_t T, const float* freq, int64_t half) {
+    const bool same = (int64_t)positions.size() == T && (int64_t)inv_freq.size() == half &&
+                      std::equal(pos, pos + T, positions.begin()) &&
+                      std::memcmp(freq, inv_freq.data(), (size_t)half * sizeof(float)) == 0;
+    if (!same) {
+      positions.assign(pos, pos + T);
+      inv_freq.assign(freq, freq + half);
+      table.resize((size_t)(3 * T * half));
+      float *cos_t = table.data(), *sin_t = cos_t + T * half, *neg_t = sin_t + T * half;
+      ops_rope_table(pos, freq, T, half, cos_t, sin_t);
+      // The inverse (transpose) of a rotation is the rotation by -angle: sin negated
+      // (exact: negation does not round).
+      for (int64_t i = 0; i < T * half; i++) neg_t[i] = -sin_t[i];
+    }
+    return table.data();
+  }
+};
+
+}  // namespace
+
 ft_status ops_rope_rotate_f32(const float* x, size_t x_n, const int32_t* positions, size_t positions_n,
                               const float* inv_freq, size_t inv_freq_n, float* out, size_t out_n, int64_t B,
                               int64_t T, int64_t H, int64_t D, bool inverse) {
@@ -97,19 +131,17 @@ ft_status ops_rope_rotate_f32(const float* x, size_t x_n, const int32_t* positio
       !ft_fits(inv_freq_n, (size_t)(D / 2)))
     return FT_ERR_SIZE;
   if (nx == 0) return FT_OK;
-  // cos then sin, each (T, D/2): T * D floats in all.
-  const PoolScratch pool(nt * sizeof(float));
-  float* table = reinterpret_cast<float*>(pool.get());
-  if (table == nullptr) return FT_ERR_ALLOC;
+  thread_local RopeTables tables;
   const int64_t half = D / 2;
-  float* cos_t = table;
-  float* sin_t = table + T * half;
-  ops_rope_table(positions, inv_freq, T, half, cos_t, sin_t);
-  // The inverse (transpose) of a rotation is the rotation by -angle: sin negated (exact:
-  // negation does not round).
-  if (inverse) {
-    for (int64_t i = 0; i < T * half; i++) sin_t[i] = -sin_t[i];
+  const float* table;
+  try {
+    table = tables.get(positions, T, inv_freq, half);
+  } catch (const std::bad_alloc&) {
+    tables = RopeTables{};
+    return FT_ERR_ALLOC;
   }
+  const float* cos_t = table;
+  const float* sin_t = table + (inverse ? 2 : 1) * T * half;
   const auto fn = FT_PICK_ISA(ops_rope_f32);
   // One work item per token (b, t): its H heads share the position's cos / sin.
   ft_parallel_for(B * T, (int64_t)nx >= PAR_MIN, [&](int64_t bt) {

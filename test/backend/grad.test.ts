@@ -8,6 +8,7 @@ import { Tensor } from '../../src/tensor/tensor.js';
 import { nativeGrad } from '../../src/backend/native/grad.js';
 import { refGrad } from '../../src/backend/ref/grad.js';
 import { refNn } from '../../src/backend/ref/nn.js';
+import { nativeNn } from '../../src/backend/native/nn.js';
 import { nativeGemm } from '../../src/backend/native/gemm.js';
 import { refGemm } from '../../src/backend/ref/gemm.js';
 import { ShapeError } from '../../src/errors.js';
@@ -99,6 +100,33 @@ test('ropeBackward: native matches reference (D=12, D=10)', () => {
     const want = refGrad.ropeBackward(dy, positions, invFreq).data;
     eachIsa((isa) => assertClose(nativeGrad.ropeBackward(dy, positions, invFreq).data, want, 0, ROPE_BWD_ATOL, `${isa} D=${D}`));
   }
+});
+
+// The native backend keeps the last cos/sin table it built and reuses it for the same
+// positions and frequencies: a step rotates q and k of every layer, both ways, with one.
+// Each call below changes one input (a position, a frequency, the direction, the length)
+// and must match the reference built from scratch; then the first inputs come back.
+test('rope and ropeBackward: the cached table follows its inputs', () => {
+  const rng = new Rng(25);
+  const [B, H, D] = [2, 3, 12];
+  const freqs = Float32Array.from({ length: D / 2 }, (_, j) => 1 / 10000 ** ((2 * j) / D));
+  const positions = Int32Array.from({ length: 9 }, () => rng.int(4096));
+  const moved = positions.slice();
+  moved[8] = (moved[8]! + 1) % 4096;
+  const nudged = freqs.slice();
+  nudged[5] = Math.fround(nudged[5]! * 1.5);
+  const calls: [Int32Array, Float32Array, boolean][] = [
+    [positions, freqs, false], [positions, freqs, true], [moved, freqs, false], [moved, nudged, true],
+    [positions.subarray(0, 8), freqs, false], [positions, freqs, true], [positions, freqs, false],
+  ];
+  eachIsa((isa) => {
+    for (const [i, [pos, inv, backward]] of calls.entries()) {
+      const x = f32([B, pos.length, H, D], rng.normals(B * pos.length * H * D));
+      const got = backward ? nativeGrad.ropeBackward(x, pos, inv) : nativeNn.rope(x, pos, inv);
+      const want = backward ? refGrad.ropeBackward(x, pos, inv) : refNn.rope(x, pos, inv);
+      assertClose(got.data, want.data, 0, ROPE_BWD_ATOL, `${isa} call ${i}`);
+    }
+  });
 });
 
 // f32 dots over D, sums over <= 18 keys and (for dk, dv) over the H/Hkv * T query rows
