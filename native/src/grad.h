@@ -29,10 +29,11 @@ ft_status grad_sum_rows_f32(const float* x, size_t x_n, float* dst, size_t dst_n
 // ids (N) in [0, V), dout (N, C) -> dtable (V, C) += dout rows scattered to ids.
 ft_status grad_embedding_bwd_f32(const int32_t* ids, size_t ids_n, const float* dout, size_t dout_n, float* dtable,
                                  size_t dtable_n, int64_t N, int64_t V, int64_t C);
-// x (N, C), w (C), dout (N, C) -> dx (N, C); dw (C) += sum over rows (dw may be null).
+// x (N, C), w (C), dout (N, C) -> dx (N, C), or dx += when accumulate (the residual
+// stream's gradient so far); dw (C) += sum over rows (dw may be null).
 ft_status grad_rmsnorm_bwd_f32(const float* x, size_t x_n, const float* w, size_t w_n, const float* dout,
                                size_t dout_n, float* dx, size_t dx_n, float* dw, size_t dw_n, int64_t N, int64_t C,
-                               double eps);
+                               double eps, bool accumulate);
 // dout (B, T, H, D), positions (T), inv_freq (D/2) -> dx (B, T, H, D): rope by -angle.
 ft_status grad_rope_bwd_f32(const float* dout, size_t dout_n, const int32_t* positions, size_t positions_n,
                             const float* inv_freq, size_t inv_freq_n, float* dx, size_t dx_n, int64_t B, int64_t T,
@@ -100,13 +101,13 @@ struct grad_adamw_consts {
 
 // ---- variants: single-threaded spans (dims already checked) ----
 
-// One row: x, w, dout (C) -> dx (C); *rstd = 1 / sqrt(mean(x^2) + eps).
+// One row: x, w, dout (C) -> dx (C), or dx += when accumulate; *rstd = 1 / sqrt(mean(x^2) + eps).
 void grad_rmsnorm_bwd_f32_ref(const float* x, const float* w, const float* dout, float* dx, float* rstd, int64_t C,
-                              float eps);
+                              float eps, bool accumulate);
 void grad_rmsnorm_bwd_f32_avx2(const float* x, const float* w, const float* dout, float* dx, float* rstd, int64_t C,
-                               float eps);
+                               float eps, bool accumulate);
 void grad_rmsnorm_bwd_f32_avx512(const float* x, const float* w, const float* dout, float* dx, float* rstd, int64_t C,
-                                 float eps);
+                                 float eps, bool accumulate);
 // Columns [c0, c1) of dw (C) += sum over rows i of dout[i, c] x[i, c] rstd[i]; x, dout (N, C).
 void grad_rmsnorm_dw_f32_ref(const float* x, const float* dout, const float* rstd, float* dw, int64_t N, int64_t C,
                              int64_t c0, int64_t c1);

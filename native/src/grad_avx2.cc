@@ -33,7 +33,7 @@ inline __m256i hash4(__m256i idx, __m256i seed) {
 }  // namespace
 
 void grad_rmsnorm_bwd_f32_avx2(const float* x, const float* w, const float* dout, float* dx, float* rstd, int64_t C,
-                               float eps) {
+                               float eps, bool accumulate) {
   __m256 ss = _mm256_setzero_ps(), dt = _mm256_setzero_ps();
   for (int64_t c = 0; c < C; c += 8) {
     const __m256i k = mask8(C - c);
@@ -47,7 +47,8 @@ void grad_rmsnorm_bwd_f32_avx2(const float* x, const float* w, const float* dout
   for (int64_t c = 0; c < C; c += 8) {
     const __m256i k = mask8(C - c);
     const __m256 wd = _mm256_mul_ps(_mm256_maskload_ps(w + c, k), _mm256_maskload_ps(dout + c, k));
-    _mm256_maskstore_ps(dx + c, k, _mm256_fmsub_ps(vr, wd, _mm256_mul_ps(vc, _mm256_maskload_ps(x + c, k))));
+    const __m256 v = _mm256_fmsub_ps(vr, wd, _mm256_mul_ps(vc, _mm256_maskload_ps(x + c, k)));
+    _mm256_maskstore_ps(dx + c, k, accumulate ? _mm256_add_ps(_mm256_maskload_ps(dx + c, k), v) : v);
   }
   *rstd = r;
 }

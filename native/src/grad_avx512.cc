@@ -49,7 +49,7 @@ void grad_rmsnorm_dw_f32_avx512(const float* x, const float* dout, const float* 
 }
 
 void grad_rmsnorm_bwd_f32_avx512(const float* x, const float* w, const float* dout, float* dx, float* rstd, int64_t C,
-                                 float eps) {
+                                 float eps, bool accumulate) {
   __m512 ss = _mm512_setzero_ps(), dt = _mm512_setzero_ps();
   for (int64_t c = 0; c < C; c += 16) {
     const __mmask16 k = mask16(C - c);
@@ -63,7 +63,8 @@ void grad_rmsnorm_bwd_f32_avx512(const float* x, const float* w, const float* do
   for (int64_t c = 0; c < C; c += 16) {
     const __mmask16 k = mask16(C - c);
     const __m512 wd = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, w + c), _mm512_maskz_loadu_ps(k, dout + c));
-    _mm512_mask_storeu_ps(dx + c, k, _mm512_fmsub_ps(vr, wd, _mm512_mul_ps(vc, _mm512_maskz_loadu_ps(k, x + c))));
+    const __m512 v = _mm512_fmsub_ps(vr, wd, _mm512_mul_ps(vc, _mm512_maskz_loadu_ps(k, x + c)));
+    _mm512_mask_storeu_ps(dx + c, k, accumulate ? _mm512_add_ps(_mm512_maskz_loadu_ps(k, dx + c), v) : v);
   }
   *rstd = r;
 }

@@ -23,7 +23,7 @@ Napi::Value EmbeddingBwdF32(const Napi::CallbackInfo& info) {
                                                    int_arg(info, 4), int_arg(info, 5)));
 }
 
-// (x, w, dOut, dx, dw | null, N, C, eps) -> status
+// (x, w, dOut, dx, dw | null, N, C, eps, accumulate) -> status
 Napi::Value RmsnormBwdF32(const Napi::CallbackInfo& info) {
   auto x = f32_arg(info, 0);
   auto w = f32_arg(info, 1);
@@ -32,7 +32,7 @@ Napi::Value RmsnormBwdF32(const Napi::CallbackInfo& info) {
   View<float> dw{nullptr, 0};
   if (!info[4].IsNull() && !info[4].IsUndefined()) dw = f32_arg(info, 4);
   return status_value(info, grad_rmsnorm_bwd_f32(x.p, x.n, w.p, w.n, dout.p, dout.n, dx.p, dx.n, dw.p, dw.n,
-                                                 int_arg(info, 5), int_arg(info, 6), num_arg(info, 7)));
+                                                 int_arg(info, 5), int_arg(info, 6), num_arg(info, 7), bool_arg(info, 8)));
 }
 
 // (dOut, positions i32, invFreq, dx, B, T, H, D) -> status

@@ -159,7 +159,7 @@ ft_status grad_embedding_bwd_f32(const int32_t* ids, size_t ids_n, const float* 
 
 ft_status grad_rmsnorm_bwd_f32(const float* x, size_t x_n, const float* w, size_t w_n, const float* dout,
                                size_t dout_n, float* dx, size_t dx_n, float* dw, size_t dw_n, int64_t N, int64_t C,
-                               double eps) {
+                               double eps, bool accumulate) {
   size_t nx;
   if (!ft_count2(N, C, &nx) || !(eps >= 0) || !std::isfinite(eps)) return FT_ERR_ARG;
   if (!ft_fits(x_n, nx) || !ft_fits(w_n, (size_t)C) || !ft_fits(dout_n, nx) || !ft_fits(dx_n, nx)) return FT_ERR_SIZE;
@@ -169,7 +169,7 @@ ft_status grad_rmsnorm_bwd_f32(const float* x, size_t x_n, const float* w, size_
   if (rstd == nullptr) return FT_ERR_ALLOC;
   const auto fn = FT_PICK_ISA(grad_rmsnorm_bwd_f32);
   const bool par = (int64_t)nx >= PAR_MIN;
-  ft_parallel_for(N, par, [&](int64_t i) { fn(x + i * C, w, dout + i * C, dx + i * C, rstd + i, C, (float)eps); });
+  ft_parallel_for(N, par, [&](int64_t i) { fn(x + i * C, w, dout + i * C, dx + i * C, rstd + i, C, (float)eps, accumulate); });
   if (dw != nullptr) {  // each thread a contiguous run of columns, all rows (column sums in row order)
     const auto dwfn = FT_PICK_ISA(grad_rmsnorm_dw_f32);
     const int64_t T = par ? omp_get_max_threads() : 1, per = (blocks_of(C, T) + 15) / 16 * 16;

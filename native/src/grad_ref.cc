@@ -8,7 +8,7 @@
 // One row: x, w, dout (C) -> dx (C). With r = 1 / sqrt(mean(x^2) + eps) (as the forward
 // computes it) and y = w x r: dx = r w dy - x r^3 / C * sum_k(w_k dy_k x_k).
 void grad_rmsnorm_bwd_f32_ref(const float* x, const float* w, const float* dout, float* dx, float* rstd, int64_t C,
-                              float eps) {
+                              float eps, bool accumulate) {
   double ss = 0, dot = 0;
   for (int64_t c = 0; c < C; c++) {
     ss += (double)x[c] * x[c];
@@ -16,7 +16,10 @@ void grad_rmsnorm_bwd_f32_ref(const float* x, const float* w, const float* dout,
   }
   const float r = 1.0f / std::sqrt((float)(ss / (double)C) + eps);
   const float coef = (float)((double)r * r * r * dot / (double)C);
-  for (int64_t c = 0; c < C; c++) dx[c] = r * (w[c] * dout[c]) - coef * x[c];
+  for (int64_t c = 0; c < C; c++) {
+    const float v = r * (w[c] * dout[c]) - coef * x[c];
+    dx[c] = accumulate ? dx[c] + v : v;
+  }
   *rstd = r;
 }
 

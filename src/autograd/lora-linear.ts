@@ -137,15 +137,17 @@ export function loraLinear(ctx: LowRankContext, x: FTensor, base: LowRankBase, a
     be.lowRankInto(y, xd, a, b, hs, ad.scaling, bf16);
   }
   const tracks = (t: Tensor | undefined): boolean => tape?.tracks(t) ?? false;
-  tape?.record([x, base.bias, ad.a, ad.b], y, (g) => {
+  tape?.record([x, base.bias, ad.a, ad.b], y, (g, _sink, into) => {
     const g2 = g.reshape([m, n]);
     const needU = tracks(x) || tracks(ad.a);
     const u = needU ? Tensor.empty([m, r], bf16 ? 'f32' : g.dtype) : undefined; // (M, R) = dY B, then times scaling
     let dx: FTensor | undefined;
+    // x's gradient so far (q, k and v read the same x): dX is added to it in place
+    const prior = u !== undefined && tracks(x) && wb !== undefined && base.kind === 'dense' ? into(0) : undefined;
     if (u !== undefined && tracks(x) && wb !== undefined) {
       // dY W and dY B side by side, dY packed once (as in forward)
-      dx = Tensor.empty([m, k], 'f32');
-      be.matmulMultiInto(g2, [{ c: dx, b: wb.backward }, { c: u, b }], { bf16 });
+      dx = prior === undefined ? Tensor.empty([m, k], 'f32') : prior.reshape([m, k]);
+      be.matmulMultiInto(g2, [{ c: dx, b: wb.backward, accumulate: prior !== undefined }, { c: u, b }], { bf16 });
     } else if (u !== undefined) {
       productInto(be, bf16, u, g2, b, {});
     }
@@ -162,7 +164,7 @@ export function loraLinear(ctx: LowRankContext, x: FTensor, base: LowRankBase, a
           be.addScaledInPlace(acc, be.dropout(ua, p, seed), 1);
         });
       }
-      dx = dx.reshape(x.shape);
+      dx = prior ?? dx.reshape(x.shape);
     }
     let da: FTensor | undefined;
     if (tracks(ad.a) && u !== undefined) {

@@ -81,11 +81,11 @@ export class Ops {
     const k = w.shape[1] ?? 0;
     const n = w.shape[0] ?? 0;
     const y = this.backend.linear(x as Tensor<'f32'>, w, b as Tensor<'f32'> | undefined);
-    this.tape?.record([x, w, b], y, (g) => {
+    this.tape?.record([x, w, b], y, (g, _sink, into) => {
       const m = g.size / n;
       const g2 = g.reshape([m, n]);
       // bf16 w: the products round g (and x) to bf16 while packing, no cast passes.
-      const dx = this.#tracks(x) ? this.backend.matmul(g2, w).reshape(x.shape) : undefined;
+      const dx = this.#tracks(x) ? this.#inputGrad(g2, w, x, into(0)) : undefined;
       const dw = this.#tracks(w) ? this.#weightGrad(w, g2, x.reshape([m, k]), w.dtype === 'bf16') : undefined;
       let db: FTensor | undefined;
       if (b !== undefined && this.#tracks(b)) {
@@ -103,17 +103,27 @@ export class Ops {
     const m = x.size / k;
     const y = Tensor.empty([...x.shape.slice(0, -1), n], 'f32');
     this.backend.matmulBf16Into(y.reshape([m, n]), x.reshape([m, k]), w, { transB: true });
-    this.tape?.record([x, w], y, (g) => {
+    this.tape?.record([x, w], y, (g, _sink, into) => {
       const g2 = g.reshape([m, n]);
-      let dx: FTensor | undefined;
-      if (this.#tracks(x)) {
-        dx = Tensor.empty(x.shape, 'f32');
-        this.backend.matmulBf16Into(dx.reshape([m, k]), g2, w);
-      }
+      const dx = this.#tracks(x) ? this.#inputGrad(g2, w, x, into(0), true) : undefined;
       const dw = this.#tracks(w) ? this.#weightGrad(w, g2, x.reshape([m, k]), true) : undefined;
       return [dx, dw];
     });
     return y;
+  }
+
+  // g (M, N), w (N, K) -> dX = g w shaped like x: added to x's gradient so far (`prior`,
+  // when several layers read x: the tape's AccumulateInto) or a new tensor. bf16 products
+  // when `rounded` or w is bf16 (g rounded while packed).
+  #inputGrad(g2: FTensor, w: Tensor, x: FTensor, prior: FTensor | undefined, rounded = false): FTensor {
+    if (prior === undefined && !rounded) return this.backend.matmul(g2, w).reshape(x.shape);
+    const [m = 0] = g2.shape;
+    const k = w.shape[1] ?? 0;
+    const dx = prior ?? Tensor.empty(x.shape, 'f32');
+    const opts = { accumulate: prior !== undefined };
+    if (rounded || w.dtype === 'bf16') this.backend.matmulBf16Into(dx.reshape([m, k]), g2, w, opts);
+    else this.backend.matmulInto(dx.reshape([m, k]), g2, w, opts);
+    return dx;
   }
 
   // g (M, N), x (M, K) -> dW (N, K) = g^T x, bf16-rounded products when `rounded`. Added
@@ -185,9 +195,10 @@ export class Ops {
   // x (N, C), w (C) -> (N, C)
   rmsnorm(x: FTensor, w: FTensor, eps: number): FTensor {
     const y = this.backend.rmsnorm(x as Tensor<'f32'>, w as Tensor<'f32'>, eps);
-    this.tape?.record([x, w], y, (g) => {
+    this.tape?.record([x, w], y, (g, _sink, into) => {
       const dw = this.#tracks(w) ? Tensor.zeros(w.shape, g.dtype) : undefined;
-      const dx = this.backend.rmsnormBackward(x, w, eps, g, dw);
+      // x is the residual stream: its gradient so far (from the residual add) takes dx in place
+      const dx = this.backend.rmsnormBackward(x, w, eps, g, dw, this.#tracks(x) ? into(0) : undefined);
       return [dx, dw];
     });
     return y;

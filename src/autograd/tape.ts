@@ -12,11 +12,19 @@ import type { Tensor } from '../tensor/tensor.js';
 export type LeafSink = (leaf: Tensor, grad: FTensor) => void;
 
 /**
+ * The gradient input j has already collected, when the rule may add its own contribution
+ * to it in place: an f32 tensor nothing else holds (not shared with another entry, not a
+ * forward tensor). A rule that does so (a GEMM with accumulate) returns that same tensor
+ * for input j, and the tape keeps it as the sum. Undefined otherwise.
+ */
+export type AccumulateInto = (j: number) => FTensor | undefined;
+
+/**
  * Computes the gradients of a node's inputs (undefined = none) from its output's. `sink`
  * is the leaf sink of the running backward pass (checkpointed blocks pass their
- * parameters' gradients straight to it).
+ * parameters' gradients straight to it); `into` offers gradients to accumulate into.
  */
-export type BackwardFn = (gOut: FTensor, sink: LeafSink) => ReadonlyArray<FTensor | undefined>;
+export type BackwardFn = (gOut: FTensor, sink: LeafSink, into: AccumulateInto) => ReadonlyArray<FTensor | undefined>;
 
 interface Node {
   inputs: ReadonlyArray<Tensor | undefined>;
@@ -104,6 +112,10 @@ export class Tape {
     const freeIfUnheld = (t: Tensor): void => {
       if (!refs.has(t.root) && !this.#leaves.has(t.root)) t.root.release();
     };
+    // A collected gradient may be summed into in place when its storage is this entry's
+    // alone: held once, and neither a leaf nor a recorded forward tensor.
+    const exclusive = (t: FTensor): boolean =>
+      t.dtype === 'f32' && refs.get(t.root) === 1 && !this.#tracked.has(t.root) && !this.#leaves.has(t.root);
     grads.set(output, seed);
     hold(seed);
     for (let i = this.#nodes.length - 1; i >= 0; i--) {
@@ -116,7 +128,15 @@ export class Tape {
           const recompute = input === undefined ? undefined : this.#remat.get(input);
           if (input !== undefined && recompute !== undefined && input.released) input.takeStorage(recompute());
         }
-        const inputGrads = node.backward(g, sink);
+        const offered = new Map<number, FTensor>();
+        const into: AccumulateInto = (j) => {
+          const input = node.inputs[j];
+          const prev = input === undefined || this.#leaves.has(input) ? undefined : grads.get(input);
+          if (prev === undefined || !exclusive(prev)) return undefined;
+          offered.set(j, prev);
+          return prev;
+        };
+        const inputGrads = node.backward(g, sink, into);
         const returned: FTensor[] = [];
         node.inputs.forEach((input, j) => {
           const gi = inputGrads[j];
@@ -127,9 +147,12 @@ export class Tape {
             return;
           }
           const prev = grads.get(input);
+          if (offered.get(j) === gi) return; // the rule accumulated into it (AccumulateInto)
           if (prev === undefined) {
             grads.set(input, gi);
             hold(gi);
+          } else if (exclusive(prev) && gi.root !== prev.root && gi.dtype === prev.dtype) {
+            backend.addScaledInPlace(prev, gi, 1); // no new (N, C) tensor to fault in
           } else {
             const sum = backend.addScaled(prev, gi, 1);
             grads.set(input, sum);

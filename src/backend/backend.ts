@@ -108,8 +108,12 @@ export interface GradOps {
   sumRowsInto(dst: FTensor, x: FTensor, accumulate: boolean): void;
   /** dTable (V, C) += dOut (N, C) rows scattered to ids (N). */
   embeddingBackward(ids: Tensor<'i32'>, dOut: FTensor, dTable: FTensor): void;
-  /** x (N, C), w (C), dOut (N, C) -> dx (N, C); dw (C) += its gradient when given. */
-  rmsnormBackward(x: FTensor, w: FTensor, eps: number, dOut: FTensor, dw: FTensor | undefined): FTensor;
+  /**
+   * x (N, C), w (C), dOut (N, C) -> dx (N, C); dw (C) += its gradient when given. With
+   * `into` (x's gradient so far, as the residual stream has), dx is added to it in place
+   * and `into` returned.
+   */
+  rmsnormBackward(x: FTensor, w: FTensor, eps: number, dOut: FTensor, dw: FTensor | undefined, into?: FTensor): FTensor;
   /** dOut (B, T, H, D) -> dx: the transpose of rope (rotation by -angle). */
   ropeBackward(dOut: FTensor, positions: Int32Array, invFreq: Float32Array): FTensor;
   /**

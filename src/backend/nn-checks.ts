@@ -146,12 +146,14 @@ export function makeGradChecks(floats: Floats) {
       if (dOut.size !== ids.size * c) throw new ShapeError(`embeddingBackward: dOut ${fmt(dOut.shape)} must hold ${ids.size} rows of C=${c} (ids ${fmt(ids.shape)}, dTable ${fmt(dTable.shape)})`);
       return { n: ids.size, v, c };
     },
-    // x (..., C), w (C), dOut like x, dw (C) or undefined
-    rmsnorm(x: Tensor, w: Tensor, eps: number, dOut: Tensor, dw: Tensor | undefined): { n: number; c: number } {
+    // x (..., C), w (C), dOut like x, dw (C) or undefined, dx (x's size) or undefined
+    rmsnorm(x: Tensor, w: Tensor, eps: number, dOut: Tensor, dw: Tensor | undefined, dx?: Tensor): { n: number; c: number } {
       const r = nn.rmsnorm(x, w, eps);
-      sameFloat('rmsnormBackward', ['x', x], ['dOut', dOut], ...(dw === undefined ? [] : [['dw', dw] as [string, Tensor]]));
+      const extra: [string, Tensor][] = [...(dw === undefined ? [] : [['dw', dw] as [string, Tensor]]), ...(dx === undefined ? [] : [['dx', dx] as [string, Tensor]])];
+      sameFloat('rmsnormBackward', ['x', x], ['dOut', dOut], ...extra);
       sameShape('rmsnormBackward (x vs dOut)', x, dOut);
       if (dw !== undefined) sameShape('rmsnormBackward (w vs dw)', w, dw);
+      if (dx !== undefined && dx.size !== x.size) throw new ShapeError(`rmsnormBackward: dx ${fmt(dx.shape)} to add into must hold x's ${x.size} values (x ${fmt(x.shape)})`);
       return r;
     },
     rope: nn.rope,

@@ -176,3 +176,30 @@ test('two active adapters: the first fuses, the second adds its branch (scaling 
   const scale = Math.max(...Array.from(dx, Math.abs));
   dx.forEach((v, j) => assert.ok(Math.abs((fused[1]?.[j] ?? NaN) - v) <= F32_RTOL * scale, `dx[${j}]: fused ${fused[1]?.[j]} vs ${v}`));
 });
+
+// Two adapted layers reading one x (as q, k and v do): the second dX is added into the
+// first in place (Tape AccumulateInto: the dense base's product accumulates; a 4-bit
+// base's product cannot, so the tape adds it). x's gradient must equal the sum of each
+// layer's alone; the sums differ only in f32 rounding order.
+for (const c of CASES) {
+  test(`loraLinear: two layers reading one x sum their dX (${c.name})`, () => eachIsa((isa) => {
+    const layers = [layerFor(c, 3, 6, 0), layerFor(c, 4, 6, 0)];
+    const rng = new Rng(10);
+    const x0 = Tensor.from([M0 * M1, K], 'f32', rng.normals(M0 * M1 * K));
+    const P = Float32Array.from(rng.normals(M0 * M1 * N));
+    const alone = layers.map((layer) => run(layer, nativeBackend, c, x0, P)[1] ?? new Float32Array(0));
+    const both = scope(() => {
+      const tape = new Tape();
+      tape.watch(x0);
+      const ops = new Ops(nativeBackend, { tape, training: true, matmulDtype: c.matmulDtype });
+      const x = ops.reshape(x0, [M0 * M1, K]);
+      const y = ops.add(layers[0]!.forward(ops, x), layers[1]!.forward(ops, x));
+      const dx = new Float32Array(x0.size);
+      tape.backward(nativeBackend, y, Tensor.from(y.shape, 'f32', P), (_leaf, g: FTensor) => g.data.forEach((v, i) => (dx[i] = (dx[i] ?? 0) + v)));
+      return dx;
+    });
+    const want = alone[0]!.map((v, i) => v + (alone[1]![i] ?? NaN));
+    const scale = Math.max(...Array.from(want, Math.abs));
+    want.forEach((v, j) => assert.ok(Math.abs((both[j] ?? NaN) - v) <= F32_RTOL * scale, `${isa} dx[${j}]: ${both[j]} vs ${v}`));
+  }));
+}

@@ -89,6 +89,28 @@ test('rmsnormBackward: dx and dw match reference (C=67, and 9x4099)', () => {
   }
 });
 
+// The residual stream's gradient takes dx in place (`into`): the same bits as dx added
+// to it afterwards (one f32 add per element), on every ISA, and the reference agrees.
+test('rmsnormBackward into: dx added to a gradient in place, as a separate add would', () => {
+  const rng = new Rng(26);
+  for (const [N, C] of [[5, 67], [9, 4099]] as const) {
+    const x = f32([N, C], rng.normals(N * C, 3)), w = f32([C], rng.normals(C)), dy = f32([N, C], rng.normals(N * C));
+    const prior = rng.normals(N * C);
+    eachIsa((isa) => {
+      const dx = nativeGrad.rmsnormBackward(x, w, 1e-5, dy, undefined).data;
+      const into = f32([N, C], prior);
+      const got = nativeGrad.rmsnormBackward(x, w, 1e-5, dy, undefined, into);
+      assert.equal(got, into, `${isa}: returns the tensor it added into`);
+      assert.deepEqual(got.data, prior.map((p, i) => p + (dx[i] ?? NaN)), `${isa} ${N}x${C}`);
+    });
+    const refInto = f32([N, C], prior);
+    const want = refGrad.rmsnormBackward(x, w, 1e-5, dy, undefined).data;
+    refGrad.rmsnormBackward(x, w, 1e-5, dy, undefined, refInto);
+    assertClose(refInto.data, prior.map((p, i) => p + (want[i] ?? NaN)), RMSNORM_BWD_RTOL, RMSNORM_BWD_ATOL, `reference ${N}x${C}`);
+  }
+  assert.throws(() => nativeGrad.rmsnormBackward(f32([2, 3], new Float32Array(6)), f32([3], new Float32Array(3)), 1e-5, f32([2, 3], new Float32Array(6)), undefined, f32([5], new Float32Array(5))), /dx \[5\] to add into must hold x's 6 values/);
+});
+
 // cos/sin rounded to f32 and f32 products vs float64 on N(0,1) inputs (as forward rope).
 const ROPE_BWD_ATOL = 2e-6;
 test('ropeBackward: native matches reference (D=12, D=10)', () => {

@@ -6,9 +6,9 @@ export interface GradAddon {
   gradSumRowsF32(x: Float32Array, dst: Float32Array, m: number, n: number, accumulate: boolean): number;
   /** ids (N), dOut (N, C) -> dTable (V, C) += rows scattered to ids. An id outside [0, V) is status 2. */
   gradEmbeddingBwdF32(ids: Int32Array, dOut: Float32Array, dTable: Float32Array, n: number, v: number, c: number): number;
-  /** x (N, C), w (C), dOut (N, C) -> dx (N, C); dw (C) += when not null. */
+  /** x (N, C), w (C), dOut (N, C) -> dx (N, C), or dx += with accumulate; dw (C) += when not null. */
   gradRmsnormBwdF32(x: Float32Array, w: Float32Array, dOut: Float32Array, dx: Float32Array, dw: Float32Array | null,
-    n: number, c: number, eps: number): number;
+    n: number, c: number, eps: number, accumulate: boolean): number;
   /** dOut (B, T, H, D), positions (T), invFreq (D/2) -> dx (B, T, H, D). */
   gradRopeBwdF32(dOut: Float32Array, positions: Int32Array, invFreq: Float32Array, dx: Float32Array,
     b: number, t: number, h: number, d: number): number;

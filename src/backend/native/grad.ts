@@ -58,11 +58,11 @@ export const nativeGrad: GradOps = {
     check(native().gradEmbeddingBwdF32(ids.data, f32(dOut), f32(dTable), n, v, c), 'grad_embedding_bwd_f32');
   },
 
-  // x (N, C), w (C), dOut (N, C) -> dx (N, C); dw (C) +=
-  rmsnormBackward(x, w, eps, dOut, dw) {
-    const { n, c } = checks.rmsnorm(x, w, eps, dOut, dw);
-    const dx = Tensor.empty(x.shape, 'f32');
-    const st = native().gradRmsnormBwdF32(f32(x), f32(w), f32(dOut), dx.data, dw === undefined ? null : f32(dw), n, c, eps);
+  // x (N, C), w (C), dOut (N, C) -> dx (N, C) (or into +=); dw (C) +=
+  rmsnormBackward(x, w, eps, dOut, dw, into) {
+    const { n, c } = checks.rmsnorm(x, w, eps, dOut, dw, into);
+    const dx = into ?? Tensor.empty(x.shape, 'f32');
+    const st = native().gradRmsnormBwdF32(f32(x), f32(w), f32(dOut), f32(dx), dw === undefined ? null : f32(dw), n, c, eps, into !== undefined);
     done(st, 'grad_rmsnorm_bwd_f32', dx);
     return dx;
   },

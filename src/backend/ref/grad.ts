@@ -108,9 +108,9 @@ export const refGrad: GradOps = {
 
   // x (N, C), w (C), dOut (N, C) -> dx (N, C); dw (C) +=. With r = 1 / sqrt(mean(x^2) + eps):
   // dx = r w dy - x r^3 / C sum_k(w_k dy_k x_k); dw += sum_i dy x r.
-  rmsnormBackward(x, w, eps, dOut, dw) {
-    const { n, c } = checks.rmsnorm(x, w, eps, dOut, dw);
-    const dx = Tensor.zeros(x.shape, x.dtype);
+  rmsnormBackward(x, w, eps, dOut, dw, into) {
+    const { n, c } = checks.rmsnorm(x, w, eps, dOut, dw, into);
+    const dx = into ?? Tensor.zeros(x.shape, x.dtype);
     const dwAcc = new Float64Array(c);
     for (let i = 0; i < n; i++) {
       let ss = 0, dot = 0;
@@ -123,7 +123,8 @@ export const refGrad: GradOps = {
       const coef = (r * r * r * dot) / c;
       for (let j = 0; j < c; j++) {
         const xv = x.data[i * c + j] ?? 0, dy = dOut.data[i * c + j] ?? 0;
-        dx.data[i * c + j] = r * (w.data[j] ?? 0) * dy - coef * xv;
+        const v = r * (w.data[j] ?? 0) * dy - coef * xv;
+        dx.data[i * c + j] = into === undefined ? v : (dx.data[i * c + j] ?? 0) + v;
         dwAcc[j] = (dwAcc[j] ?? 0) + dy * xv * r;
       }
     }
