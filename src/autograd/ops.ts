@@ -381,9 +381,10 @@ export class Ops {
         const ops = new Ops(this.backend, this.#with(sub), { ...start });
         let dxAcc: FTensor | undefined;
         sub.backward(this.backend, fn(ops, x), g, (leaf, gl) => {
-          // The tape frees gl after this call, so keep a copy (or a fresh sum).
-          if (leaf === x) dxAcc = dxAcc === undefined ? Tensor.from(gl.shape, gl.dtype, gl.data) : this.backend.addScaled(dxAcc, gl, 1);
-          else sink(leaf, gl);
+          // The tape frees gl after this call, so keep a copy (ours: later ones add into it).
+          if (leaf !== x) sink(leaf, gl);
+          else if (dxAcc === undefined) dxAcc = Tensor.from(gl.shape, gl.dtype, gl.data);
+          else this.backend.addScaledInPlace(dxAcc, gl, 1);
         });
         return dxAcc;
       });
