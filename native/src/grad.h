@@ -40,11 +40,14 @@ ft_status grad_rope_bwd_f32(const float* dout, size_t dout_n, const int32_t* pos
                             int64_t H, int64_t D);
 // q (B, T, H, D), k, v (B, Smax, Hkv, D) with S valid rows, dout (B, T, H, D) ->
 // dq (B, T, H, D), dk, dv (B, Smax, Hkv, D) (overwritten; rows >= S are zero). bf16: as
-// ops_attention_f32's.
+// ops_attention_f32's. positions, inv_freq: RoPE fused in as ops_attention_f32's; dq and
+// dk are then the gradients of the projections before rotation (attention, then
+// grad_rope_bwd_f32 on dq and dk).
 ft_status grad_attention_bwd_f32(const float* q, size_t q_n, const float* k, size_t k_n, const float* v, size_t v_n,
                                  const float* dout, size_t dout_n, float* dq, size_t dq_n, float* dk, size_t dk_n,
                                  float* dv, size_t dv_n, int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t D,
-                                 int64_t Smax, int64_t S, double scale, bool bf16);
+                                 int64_t Smax, int64_t S, double scale, bool bf16, const int32_t* positions,
+                                 size_t positions_n, const float* inv_freq, size_t inv_freq_n);
 // gate, up, dout (n) -> dgate, dup (n) for out = silu(gate) * up.
 ft_status grad_silu_mul_bwd_f32(const float* gate, size_t gate_n, const float* up, size_t up_n, const float* dout,
                                 size_t dout_n, float* dgate, size_t dgate_n, float* dup, size_t dup_n, int64_t n);

@@ -45,7 +45,8 @@ Napi::Value RopeBwdF32(const Napi::CallbackInfo& info) {
                                               int_arg(info, 4), int_arg(info, 5), int_arg(info, 6), int_arg(info, 7)));
 }
 
-// (q, k, v, dOut, dq, dk, dv, B, T, H, Hkv, D, Smax, S, scale, bf16) -> status
+// (q, k, v, dOut, dq, dk, dv, B, T, H, Hkv, D, Smax, S, scale, bf16, positions | null,
+//  invFreq | null) -> status
 Napi::Value AttentionBwdF32(const Napi::CallbackInfo& info) {
   auto q = f32_arg(info, 0);
   auto k = f32_arg(info, 1);
@@ -54,11 +55,15 @@ Napi::Value AttentionBwdF32(const Napi::CallbackInfo& info) {
   auto dq = f32_arg(info, 4);
   auto dk = f32_arg(info, 5);
   auto dv = f32_arg(info, 6);
+  View<int32_t> pos{nullptr, 0};
+  View<float> inv{nullptr, 0};
+  if (!info[16].IsNull() && !info[16].IsUndefined()) pos = i32_arg(info, 16);
+  if (!info[17].IsNull() && !info[17].IsUndefined()) inv = f32_arg(info, 17);
   return status_value(info, grad_attention_bwd_f32(q.p, q.n, k.p, k.n, v.p, v.n, dout.p, dout.n, dq.p, dq.n, dk.p,
                                                    dk.n, dv.p, dv.n, int_arg(info, 7), int_arg(info, 8),
                                                    int_arg(info, 9), int_arg(info, 10), int_arg(info, 11),
                                                    int_arg(info, 12), int_arg(info, 13), num_arg(info, 14),
-                                                   bool_arg(info, 15)));
+                                                   bool_arg(info, 15), pos.p, pos.n, inv.p, inv.n));
 }
 
 // (gate, up, dOut, dGate, dUp, n) -> status

@@ -39,11 +39,11 @@ struct F32BwdTiles {
   pack_fn pack;
   int64_t panel(int64_t S, int64_t D) const { return D * attn_panel_keys(S); }
   int64_t scratch(int64_t S, int64_t D) const { return attn_bwd_scratch(S, D); }
-  void pack_kv(const float* k, const float* v, int64_t S, int64_t stride, int64_t D, float* kt, float* vt,
-               float* kc) const {
-    pack(k, S, stride, D, kt);
-    pack(v, S, stride, D, vt);
-    ops_attention_gather_f32_ref(k, S, stride, D, kc);
+  void pack_kv(const float* k, int64_t kstride, const float* v, int64_t vstride, int64_t S, int64_t D, float* kt,
+               float* vt, float* kc) const {
+    pack(k, S, kstride, D, kt);
+    pack(v, S, vstride, D, vt);
+    ops_attention_gather_f32_ref(k, S, kstride, D, kc);
   }
   void run(const float* q, const float* kt, const float* vt, const float* kc, const float* dout, float* dq, float* dk,
            float* dv, int64_t nq, int64_t qstride, int64_t n, int64_t D, float scale, float* tmp) const {
@@ -58,11 +58,11 @@ struct Bf16BwdTiles {
     return std::max({attn_bf16_key_panel(S, D), attn_bf16_row_panel(S, D), D * attn_panel_keys(S)});
   }
   int64_t scratch(int64_t S, int64_t D) const { return attn_bf16_bwd_scratch(S, D); }
-  void pack_kv(const float* k, const float* v, int64_t S, int64_t stride, int64_t D, float* kt, float* vt,
-               float* kp) const {
-    ops_attention_pack_keys_bf16_avx512(k, S, stride, D, attn_u32(kt));
-    ops_attention_pack_keys_bf16_avx512(v, S, stride, D, attn_u32(vt));
-    ops_attention_pack_rows_bf16_avx512(k, S, stride, D, attn_u32(kp));
+  void pack_kv(const float* k, int64_t kstride, const float* v, int64_t vstride, int64_t S, int64_t D, float* kt,
+               float* vt, float* kp) const {
+    ops_attention_pack_keys_bf16_avx512(k, S, kstride, D, attn_u32(kt));
+    ops_attention_pack_keys_bf16_avx512(v, S, vstride, D, attn_u32(vt));
+    ops_attention_pack_rows_bf16_avx512(k, S, kstride, D, attn_u32(kp));
   }
   void run(const float* q, const float* kt, const float* vt, const float* kp, const float* dout, float* dq, float* dk,
            float* dv, int64_t nq, int64_t qstride, int64_t n, int64_t D, float scale, float* tmp) const {
@@ -78,10 +78,12 @@ struct Bf16BwdTiles {
 template <class Tiles>
 ft_status attention_bwd_tiled(const Tiles& tiles, const float* q, const float* k, const float* v, const float* dout,
                               float* dq, float* dk, float* dv, int64_t B, int64_t T, int64_t H, int64_t Hkv,
-                              int64_t D, int64_t Smax, int64_t S, float scale) {
+                              int64_t D, int64_t Smax, int64_t S, float scale, const AttnRope* rope) {
   const int threads = omp_get_max_threads();
-  // Per thread: three key / value panels; dk, dv as contiguous (S, D) rows; tile scratch.
-  const int64_t panel = tiles.panel(S, D), per = 5 * panel + tiles.scratch(S, D);
+  // Per thread: three key / value panels; dk, dv as contiguous (S, D) rows; tile scratch;
+  // with rope, krot (the rotated keys, then dk rotated back), and qrot, drow, dqrow for a tile.
+  const int64_t panel = tiles.panel(S, D), work = 5 * panel + tiles.scratch(S, D);
+  const int64_t per = work + (rope ? (S + 3 * ATTN_ROWS) * D : 0);
   size_t ns;
   if (!ft_count2(threads, per, &ns)) return FT_ERR_ARG;
   const PoolScratch pool(ns * sizeof(float));  // cached: no fresh pages per call
@@ -96,20 +98,41 @@ ft_status attention_bwd_tiled(const Tiles& tiles, const float* q, const float* k
     float* dkc = kc + panel;
     float* dvc = dkc + panel;
     float* tmp = dvc + panel;
+    float* krot = kt + work;
+    float* qrot = krot + S * D;
+    float* drow = qrot + ATTN_ROWS * D;
+    float* dqrow = drow + ATTN_ROWS * D;
 #pragma omp for schedule(static)
     for (int64_t i = 0; i < B * Hkv; i++) {
       const int64_t b = i / Hkv, g = i % Hkv;
       const int64_t kv = (b * Smax * Hkv + g) * D;
-      tiles.pack_kv(k + kv, v + kv, S, stride, D, kt, vt, kc);
+      if (rope) {
+        rope->rows(k + kv, stride, 0, S, krot, D, false);
+        tiles.pack_kv(krot, D, v + kv, stride, S, D, kt, vt, kc);
+      } else {
+        tiles.pack_kv(k + kv, stride, v + kv, stride, S, D, kt, vt, kc);
+      }
       std::memset(dkc, 0, (size_t)(S * D) * sizeof(float));
       std::memset(dvc, 0, (size_t)(S * D) * sizeof(float));
       for (int64_t h = g * group; h < (g + 1) * group; h++) {
         for (int64_t t0 = 0; t0 < T; t0 += ATTN_ROWS) {
           const int64_t r = ((b * T + t0) * H + h) * D, nq = T - t0 < ATTN_ROWS ? T - t0 : ATTN_ROWS;
-          tiles.run(q + r, kt, vt, kc, dout + r, dq + r, dkc, dvc, nq, H * D, S - T + t0 + 1, D, scale, tmp);
+          if (!rope) {
+            tiles.run(q + r, kt, vt, kc, dout + r, dq + r, dkc, dvc, nq, H * D, S - T + t0 + 1, D, scale, tmp);
+            continue;
+          }
+          rope->rows(q + r, H * D, t0, nq, qrot, D, false);
+          for (int64_t j = 0; j < nq; j++) std::memcpy(drow + j * D, dout + r + j * H * D, (size_t)D * sizeof(float));
+          tiles.run(qrot, kt, vt, kc, drow, dqrow, dkc, dvc, nq, D, S - T + t0 + 1, D, scale, tmp);
+          rope->rows(dqrow, D, t0, nq, dq + r, H * D, true);
         }
       }
-      ops_attention_scatter_f32_ref(dkc, S, stride, D, dk + kv);
+      if (rope) {
+        rope->rows(dkc, D, 0, S, krot, D, true);
+        ops_attention_scatter_f32_ref(krot, S, stride, D, dk + kv);
+      } else {
+        ops_attention_scatter_f32_ref(dkc, S, stride, D, dk + kv);
+      }
       ops_attention_scatter_f32_ref(dvc, S, stride, D, dv + kv);
     }
   }
@@ -192,14 +215,41 @@ ft_status grad_rope_bwd_f32(const float* dout, size_t dout_n, const int32_t* pos
 ft_status grad_attention_bwd_f32(const float* q, size_t q_n, const float* k, size_t k_n, const float* v, size_t v_n,
                                  const float* dout, size_t dout_n, float* dq, size_t dq_n, float* dk, size_t dk_n,
                                  float* dv, size_t dv_n, int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t D,
-                                 int64_t Smax, int64_t S, double scale, bool bf16) {
+                                 int64_t Smax, int64_t S, double scale, bool bf16, const int32_t* positions,
+                                 size_t positions_n, const float* inv_freq, size_t inv_freq_n) {
   size_t nq, nkv;
   if (!ft_count4(B, T, H, D, &nq) || !ft_count4(B, Smax, Hkv, D, &nkv)) return FT_ERR_ARG;
   if (Hkv < 1 || H % Hkv != 0 || T > S || S > Smax || !std::isfinite(scale)) return FT_ERR_ARG;
   if (!ft_fits(q_n, nq) || !ft_fits(dout_n, nq) || !ft_fits(dq_n, nq) || !ft_fits(k_n, nkv) || !ft_fits(v_n, nkv) ||
       !ft_fits(dk_n, nkv) || !ft_fits(dv_n, nkv))
     return FT_ERR_SIZE;
+  const bool fused = positions != nullptr;
+  if (fused && (inv_freq == nullptr || D % 2 != 0 || S != T || Smax != T)) return FT_ERR_ARG;
+  if (fused && (!ft_fits(positions_n, (size_t)T) || !ft_fits(inv_freq_n, (size_t)(D / 2)))) return FT_ERR_SIZE;
   const ft_isa isa = ft_active_isa();
+  if (fused && nq > 0 && !(isa == FT_ISA_AVX512 || isa == FT_ISA_AVX2)) {
+    // The row kernels: rotated copies of q and k, their gradients, then those rotated back.
+    float* buf = static_cast<float*>(std::malloc((2 * nq + 2 * nkv) * sizeof(float)));
+    if (buf == nullptr) return FT_ERR_ALLOC;
+    float *qr = buf, *kr = qr + nq, *dqr = kr + nkv, *dkr = dqr + nq;
+    ft_status st = ops_rope_rotate_f32(q, nq, positions, positions_n, inv_freq, inv_freq_n, qr, nq, B, T, H, D, false);
+    if (st == FT_OK) st = ops_rope_rotate_f32(k, nkv, positions, positions_n, inv_freq, inv_freq_n, kr, nkv, B, T, Hkv, D, false);
+    if (st == FT_OK)
+      st = grad_attention_bwd_f32(qr, nq, kr, nkv, v, v_n, dout, dout_n, dqr, nq, dkr, nkv, dv, dv_n, B, T, H, Hkv, D, Smax,
+                                  S, scale, bf16, nullptr, 0, nullptr, 0);
+    if (st == FT_OK) st = ops_rope_rotate_f32(dqr, nq, positions, positions_n, inv_freq, inv_freq_n, dq, dq_n, B, T, H, D, true);
+    if (st == FT_OK) st = ops_rope_rotate_f32(dkr, nkv, positions, positions_n, inv_freq, inv_freq_n, dk, dk_n, B, T, Hkv, D, true);
+    std::free(buf);
+    return st;
+  }
+  AttnRope rope{};
+  if (fused && nq > 0) {
+    const int64_t half = D / 2;
+    const float* table = ops_rope_tables(positions, T, inv_freq, half);
+    if (table == nullptr) return FT_ERR_ALLOC;
+    rope = AttnRope{table, table + T * half, table + 2 * T * half, half, FT_PICK_ISA(ops_rope_f32)};
+  }
+  const AttnRope* rp = fused ? &rope : nullptr;
   if (isa == FT_ISA_AVX512 || isa == FT_ISA_AVX2) {
     // The tiles' scatters write every key row below S of dk and dv: zero only the rows
     // from S to Smax (the unused part of a cache), or all when there is nothing to scatter.
@@ -216,13 +266,13 @@ ft_status grad_attention_bwd_f32(const float* q, size_t q_n, const float* k, siz
   // bf16 products where the CPU has them (ops_attention_f32); else the f32 tiled kernels
   // where the ISA has one (the scalar reference stays one row at a time).
   if (bf16 && isa == FT_ISA_AVX512 && ft_cpu_has_avx512bf16())
-    return attention_bwd_tiled(Bf16BwdTiles{}, q, k, v, dout, dq, dk, dv, B, T, H, Hkv, D, Smax, S, (float)scale);
+    return attention_bwd_tiled(Bf16BwdTiles{}, q, k, v, dout, dq, dk, dv, B, T, H, Hkv, D, Smax, S, (float)scale, rp);
   if (isa == FT_ISA_AVX512)
     return attention_bwd_tiled(F32BwdTiles{grad_attention_bwd_tile_f32_avx512, ops_attention_pack_f32_avx512}, q, k, v,
-                               dout, dq, dk, dv, B, T, H, Hkv, D, Smax, S, (float)scale);
+                               dout, dq, dk, dv, B, T, H, Hkv, D, Smax, S, (float)scale, rp);
   if (isa == FT_ISA_AVX2)
     return attention_bwd_tiled(F32BwdTiles{grad_attention_bwd_tile_f32_avx2, ops_attention_pack_f32_ref}, q, k, v,
-                               dout, dq, dk, dv, B, T, H, Hkv, D, Smax, S, (float)scale);
+                               dout, dq, dk, dv, B, T, H, Hkv, D, Smax, S, (float)scale, rp);
   const int threads = omp_get_max_threads();
   size_t ns;
   if (!ft_count2(threads, 2 * S, &ns)) return FT_ERR_ARG;

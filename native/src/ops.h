@@ -35,10 +35,13 @@ ft_status ops_rope_rotate_f32(const float* x, size_t x_n, const int32_t* positio
 // q (B, T, H, D), k, v (B, Smax, Hkv, D) with S valid rows -> out (B, T, H, D).
 // Query t sits at position S - T + t and sees keys 0 ..= S - T + t. bf16 (autocast): where
 // the CPU has avx512_bf16 the products run on bf16-rounded operands (attention.h's bf16
-// tiles); elsewhere the f32 kernels run.
+// tiles); elsewhere the f32 kernels run. positions (T) and inv_freq (D/2), when not null,
+// fuse RoPE in (attention.h AttnRope): q and k are the projections before rotation, and
+// the result is that of ops_rope_f32 on both first; needs S == T == Smax (no cache).
 ft_status ops_attention_f32(const float* q, size_t q_n, const float* k, size_t k_n, const float* v, size_t v_n,
                             float* out, size_t out_n, int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t D,
-                            int64_t Smax, int64_t S, double scale, bool bf16);
+                            int64_t Smax, int64_t S, double scale, bool bf16, const int32_t* positions,
+                            size_t positions_n, const float* inv_freq, size_t inv_freq_n);
 // gate (n), up (n) -> out (n) = silu(gate) * up.
 ft_status ops_silu_mul_f32(const float* gate, size_t gate_n, const float* up, size_t up_n, float* out, size_t out_n,
                            int64_t n);
@@ -55,6 +58,9 @@ ft_status ops_argmax_f32(const float* x, size_t x_n, int32_t* out, size_t out_n,
 
 // positions (T), inv_freq (D/2) -> cos, sin (T, D/2). Angle as HF computes it:
 // float32(pos) * inv_freq in f32, then cos / sin rounded to f32.
+// The (cos, sin, -sin) tables of positions (T) and inv_freq (D/2), each (T, D/2), from this
+// thread's cache (ops_dispatch.cc): valid until the thread's next call; null when out of memory.
+const float* ops_rope_tables(const int32_t* positions, int64_t T, const float* inv_freq, int64_t half);
 void ops_rope_table(const int32_t* positions, const float* inv_freq, int64_t T, int64_t half, float* cos_t,
                     float* sin_t);
 

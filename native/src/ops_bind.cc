@@ -43,16 +43,20 @@ Napi::Value RopeF32(const Napi::CallbackInfo& info) {
                                          int_arg(info, 5), int_arg(info, 6), int_arg(info, 7)));
 }
 
-// (q, k, v, out, B, T, H, Hkv, D, Smax, S, scale, bf16) -> status
+// (q, k, v, out, B, T, H, Hkv, D, Smax, S, scale, bf16, positions | null, invFreq | null) -> status
 Napi::Value AttentionF32(const Napi::CallbackInfo& info) {
   auto q = f32_arg(info, 0);
   auto k = f32_arg(info, 1);
   auto v = f32_arg(info, 2);
   auto out = f32_arg(info, 3);
+  View<int32_t> pos{nullptr, 0};
+  View<float> inv{nullptr, 0};
+  if (!info[13].IsNull() && !info[13].IsUndefined()) pos = i32_arg(info, 13);
+  if (!info[14].IsNull() && !info[14].IsUndefined()) inv = f32_arg(info, 14);
   return status_value(info, ops_attention_f32(q.p, q.n, k.p, k.n, v.p, v.n, out.p, out.n, int_arg(info, 4),
                                               int_arg(info, 5), int_arg(info, 6), int_arg(info, 7), int_arg(info, 8),
                                               int_arg(info, 9), int_arg(info, 10), num_arg(info, 11),
-                                              bool_arg(info, 12)));
+                                              bool_arg(info, 12), pos.p, pos.n, inv.p, inv.n));
 }
 
 // (gate, up, out, n) -> status

@@ -122,6 +122,16 @@ struct RopeTables {
 
 }  // namespace
 
+const float* ops_rope_tables(const int32_t* positions, int64_t T, const float* inv_freq, int64_t half) {
+  thread_local RopeTables tables;
+  try {
+    return tables.get(positions, T, inv_freq, half);
+  } catch (const std::bad_alloc&) {
+    tables = RopeTables{};
+    return nullptr;
+  }
+}
+
 ft_status ops_rope_rotate_f32(const float* x, size_t x_n, const int32_t* positions, size_t positions_n,
                               const float* inv_freq, size_t inv_freq_n, float* out, size_t out_n, int64_t B,
                               int64_t T, int64_t H, int64_t D, bool inverse) {
@@ -131,15 +141,9 @@ ft_status ops_rope_rotate_f32(const float* x, size_t x_n, const int32_t* positio
       !ft_fits(inv_freq_n, (size_t)(D / 2)))
     return FT_ERR_SIZE;
   if (nx == 0) return FT_OK;
-  thread_local RopeTables tables;
   const int64_t half = D / 2;
-  const float* table;
-  try {
-    table = tables.get(positions, T, inv_freq, half);
-  } catch (const std::bad_alloc&) {
-    tables = RopeTables{};
-    return FT_ERR_ALLOC;
-  }
+  const float* table = ops_rope_tables(positions, T, inv_freq, half);
+  if (table == nullptr) return FT_ERR_ALLOC;
   const float* cos_t = table;
   const float* sin_t = table + (inverse ? 2 : 1) * T * half;
   const auto fn = FT_PICK_ISA(ops_rope_f32);
@@ -165,9 +169,10 @@ struct F32Tiles {
   pack_fn pack;
   int64_t panel(int64_t S, int64_t D) const { return D * attn_panel_keys(S); }
   int64_t scratch(int64_t S, int64_t D) const { return attn_fwd_scratch(S, D); }
-  void pack_kv(const float* k, const float* v, int64_t S, int64_t stride, int64_t D, float* kt, float* vc) const {
-    pack(k, S, stride, D, kt);
-    ops_attention_gather_f32_ref(v, S, stride, D, vc);
+  void pack_kv(const float* k, int64_t kstride, const float* v, int64_t vstride, int64_t S, int64_t D, float* kt,
+               float* vc) const {
+    pack(k, S, kstride, D, kt);
+    ops_attention_gather_f32_ref(v, S, vstride, D, vc);
   }
   void run(const float* q, const float* kt, const float* vc, float* out, int64_t nq, int64_t qstride, int64_t n,
            int64_t D, float scale, float* tmp) const {
@@ -182,9 +187,10 @@ struct Bf16Tiles {
     return std::max(attn_bf16_key_panel(S, D), attn_bf16_row_panel(S, D));
   }
   int64_t scratch(int64_t S, int64_t D) const { return attn_bf16_fwd_scratch(S, D); }
-  void pack_kv(const float* k, const float* v, int64_t S, int64_t stride, int64_t D, float* kt, float* vp) const {
-    ops_attention_pack_keys_bf16_avx512(k, S, stride, D, attn_u32(kt));
-    ops_attention_pack_rows_bf16_avx512(v, S, stride, D, attn_u32(vp));
+  void pack_kv(const float* k, int64_t kstride, const float* v, int64_t vstride, int64_t S, int64_t D, float* kt,
+               float* vp) const {
+    ops_attention_pack_keys_bf16_avx512(k, S, kstride, D, attn_u32(kt));
+    ops_attention_pack_rows_bf16_avx512(v, S, vstride, D, attn_u32(vp));
   }
   void run(const float* q, const float* kt, const float* vp, float* out, int64_t nq, int64_t qstride, int64_t n,
            int64_t D, float scale, float* tmp) const {
@@ -195,13 +201,16 @@ struct Bf16Tiles {
 // Tiled attention (attention.h): work items (b, h, row block) in that order, so static
 // chunks hold whole heads (every causal window length: balanced) and a thread repacks its
 // key and value panels only when the item's (b, kv head) changes. Each item writes its own
-// out rows.
+// out rows. With rope, keys are rotated into krot before packing, and each tile's q rows
+// into qrot, its out rows going through orow (all contiguous, D apart).
 template <class Tiles>
 ft_status attention_tiled(const Tiles& tiles, const float* q, const float* k, const float* v, float* out, int64_t B,
-                          int64_t T, int64_t H, int64_t Hkv, int64_t D, int64_t Smax, int64_t S, float scale) {
+                          int64_t T, int64_t H, int64_t Hkv, int64_t D, int64_t Smax, int64_t S, float scale,
+                          const AttnRope* rope) {
   const int threads = omp_get_max_threads();
-  // Per thread: the key panel, the value panel, then the tile's scratch.
-  const int64_t panel = tiles.panel(S, D), per = 2 * panel + tiles.scratch(S, D);
+  // Per thread: the key panel, the value panel, the tile's scratch, then krot, qrot, orow.
+  const int64_t panel = tiles.panel(S, D), work = 2 * panel + tiles.scratch(S, D);
+  const int64_t per = work + (rope ? (S + 2 * ATTN_ROWS) * D : 0);
   size_t ns;
   if (!ft_count2(threads, per, &ns)) return FT_ERR_ARG;
   // From the caching pool: a fresh block this size (hundreds of KiB) would be mapped anew
@@ -215,19 +224,33 @@ ft_status attention_tiled(const Tiles& tiles, const float* q, const float* k, co
     float* kt = scratch + (int64_t)omp_get_thread_num() * per;
     float* vc = kt + panel;
     float* tmp = vc + panel;
+    float* krot = kt + work;
+    float* qrot = krot + S * D;
+    float* orow = qrot + ATTN_ROWS * D;
     int64_t packed = -1;  // (b, kv head) whose keys / values kt, vc hold
 #pragma omp for schedule(static)
     for (int64_t i = 0; i < B * H * blocks; i++) {
       const int64_t blk = i % blocks, h = (i / blocks) % H, b = i / (blocks * H);
       const int64_t kvh = b * Hkv + h / group, kv = (b * Smax * Hkv + h / group) * D;
       if (kvh != packed) {
-        tiles.pack_kv(k + kv, v + kv, S, stride, D, kt, vc);
+        if (rope) {
+          rope->rows(k + kv, stride, 0, S, krot, D, false);
+          tiles.pack_kv(krot, D, v + kv, stride, S, D, kt, vc);
+        } else {
+          tiles.pack_kv(k + kv, stride, v + kv, stride, S, D, kt, vc);
+        }
         packed = kvh;
       }
       // Rows t0 .. t0 + nq - 1; query t sees keys 0 ..= S - T + t.
       const int64_t t0 = blk * ATTN_ROWS, nq = T - t0 < ATTN_ROWS ? T - t0 : ATTN_ROWS;
       const int64_t r = ((b * T + t0) * H + h) * D;
-      tiles.run(q + r, kt, vc, out + r, nq, H * D, S - T + t0 + 1, D, scale, tmp);
+      if (rope) {
+        rope->rows(q + r, H * D, t0, nq, qrot, D, false);
+        tiles.run(qrot, kt, vc, orow, nq, D, S - T + t0 + 1, D, scale, tmp);
+        for (int64_t j = 0; j < nq; j++) std::memcpy(out + r + j * H * D, orow + j * D, (size_t)D * sizeof(float));
+      } else {
+        tiles.run(q + r, kt, vc, out + r, nq, H * D, S - T + t0 + 1, D, scale, tmp);
+      }
     }
   }
   return FT_OK;
@@ -237,22 +260,46 @@ ft_status attention_tiled(const Tiles& tiles, const float* q, const float* k, co
 
 ft_status ops_attention_f32(const float* q, size_t q_n, const float* k, size_t k_n, const float* v, size_t v_n,
                             float* out, size_t out_n, int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t D,
-                            int64_t Smax, int64_t S, double scale, bool bf16) {
+                            int64_t Smax, int64_t S, double scale, bool bf16, const int32_t* positions,
+                            size_t positions_n, const float* inv_freq, size_t inv_freq_n) {
   size_t nq, nkv;
   if (!ft_count4(B, T, H, D, &nq) || !ft_count4(B, Smax, Hkv, D, &nkv)) return FT_ERR_ARG;
   if (Hkv < 1 || H % Hkv != 0 || T > S || S > Smax || !std::isfinite(scale)) return FT_ERR_ARG;
   if (!ft_fits(q_n, nq) || !ft_fits(out_n, nq) || !ft_fits(k_n, nkv) || !ft_fits(v_n, nkv)) return FT_ERR_SIZE;
+  const bool fused = positions != nullptr;
+  if (fused && (inv_freq == nullptr || D % 2 != 0 || S != T || Smax != T)) return FT_ERR_ARG;
+  if (fused && (!ft_fits(positions_n, (size_t)T) || !ft_fits(inv_freq_n, (size_t)(D / 2)))) return FT_ERR_SIZE;
   if (nq == 0) return FT_OK;
+  AttnRope rope{};
+  if (fused) {
+    const int64_t half = D / 2;
+    const float* table = ops_rope_tables(positions, T, inv_freq, half);
+    if (table == nullptr) return FT_ERR_ALLOC;
+    rope = AttnRope{table, table + T * half, table + 2 * T * half, half, FT_PICK_ISA(ops_rope_f32)};
+  }
+  const AttnRope* rp = fused ? &rope : nullptr;
   // bf16 products: the bf16 tiles for every T (the backward's P is then the forward's).
   if (bf16 && ft_active_isa() == FT_ISA_AVX512 && ft_cpu_has_avx512bf16())
-    return attention_tiled(Bf16Tiles{}, q, k, v, out, B, T, H, Hkv, D, Smax, S, (float)scale);
+    return attention_tiled(Bf16Tiles{}, q, k, v, out, B, T, H, Hkv, D, Smax, S, (float)scale, rp);
   // The tiled kernels where the ISA has one (the scalar reference stays one row at a time).
   if (T >= ATTN_TILE_MIN_T && ft_active_isa() == FT_ISA_AVX512)
     return attention_tiled(F32Tiles{ops_attention_tile_f32_avx512, ops_attention_pack_f32_avx512}, q, k, v, out, B, T,
-                           H, Hkv, D, Smax, S, (float)scale);
+                           H, Hkv, D, Smax, S, (float)scale, rp);
   if (T >= ATTN_TILE_MIN_T && ft_active_isa() == FT_ISA_AVX2)
     return attention_tiled(F32Tiles{ops_attention_tile_f32_avx2, ops_attention_pack_f32_ref}, q, k, v, out, B, T, H,
-                           Hkv, D, Smax, S, (float)scale);
+                           Hkv, D, Smax, S, (float)scale, rp);
+  if (fused) {  // the row kernels: rotated copies of q and k, then attention on them
+    float* qr = static_cast<float*>(std::malloc(nq * sizeof(float)));
+    float* kr = static_cast<float*>(std::malloc((nkv > 0 ? nkv : 1) * sizeof(float)));
+    ft_status st = qr && kr ? FT_OK : FT_ERR_ALLOC;
+    if (st == FT_OK) st = ops_rope_rotate_f32(q, nq, positions, positions_n, inv_freq, inv_freq_n, qr, nq, B, T, H, D, false);
+    if (st == FT_OK) st = ops_rope_rotate_f32(k, nkv, positions, positions_n, inv_freq, inv_freq_n, kr, nkv, B, T, Hkv, D, false);
+    if (st == FT_OK)
+      st = ops_attention_f32(qr, nq, kr, nkv, v, v_n, out, out_n, B, T, H, Hkv, D, Smax, S, scale, bf16, nullptr, 0, nullptr, 0);
+    std::free(qr);
+    std::free(kr);
+    return st;
+  }
   // Row kernels (decode, and the reference): one scratch row of S scores per thread.
   const int threads = omp_get_max_threads();
   size_t ns;

@@ -2,7 +2,7 @@
 // and an input carries gradient, records the gradient rule next to it (one rule per
 // op, tinygrad-style). Model code calls these for inference (no tape: plain forward)
 // and training alike.
-import type { Backend, FTensor } from '../backend/backend.js';
+import type { AttentionRope, Backend, FTensor } from '../backend/backend.js';
 import { ShapeError } from '../errors.js';
 import { scope } from '../tensor/scope.js';
 import { Tensor, type Shape } from '../tensor/tensor.js';
@@ -212,12 +212,14 @@ export class Ops {
   }
 
   // q (B, T, H, D), k, v (B, S', Hkv, D) -> (B, T, H, D); under autocast its products
-  // take bf16 operands too (Backend.attention), as the linear layers' do.
-  attention(q: FTensor, k: FTensor, v: FTensor, s: number, scale: number): FTensor {
+  // take bf16 operands too (Backend.attention), as the linear layers' do. With `rope` (no
+  // KV cache), q and k are the projections before RoPE: attention(rope(q), rope(k), v)
+  // without the rotated copies going through memory, forward or backward.
+  attention(q: FTensor, k: FTensor, v: FTensor, s: number, scale: number, rope?: AttentionRope): FTensor {
     const bf16 = this.matmulDtype === 'bf16';
-    const y = this.backend.attention(q as Tensor<'f32'>, k as Tensor<'f32'>, v as Tensor<'f32'>, s, scale, bf16);
+    const y = this.backend.attention(q as Tensor<'f32'>, k as Tensor<'f32'>, v as Tensor<'f32'>, s, scale, bf16, rope);
     this.tape?.record([q, k, v], y, (g) => {
-      const { dq, dk, dv } = this.backend.attentionBackward(q, k, v, s, scale, g, bf16);
+      const { dq, dk, dv } = this.backend.attentionBackward(q, k, v, s, scale, g, bf16, rope);
       return [dq, dk, dv];
     });
     return y;

@@ -21,6 +21,12 @@ export interface MultiOutput {
   accumulate?: boolean;
 }
 
+/** RoPE fused into attention: the rope op's positions (T) and invFreq (D/2). */
+export interface AttentionRope {
+  positions: Int32Array;
+  invFreq: Float32Array;
+}
+
 /**
  * A float activation or gradient: f32, or f64 on the reference backend (finite-difference
  * gradient checks). Ops return the dtype of their float inputs; the native backend
@@ -74,8 +80,10 @@ export interface NnOps {
    * and the sums stay f32, and out = (sum_s bf16(e_s) v_s) / sum_s e_s. The native backend
    * does so where the CPU has bf16 dot products (avx512_bf16) and runs f32 elsewhere; the
    * reference always rounds.
+   * rope (training, no cache: s = T = Smax): q and k are the projections before RoPE, and
+   * the result is attention(rope(q), rope(k), v) bit for bit, without the rotated copies.
    */
-  attention(q: Tensor<'f32'>, k: Tensor<'f32'>, v: Tensor<'f32'>, s: number, scale: number, bf16?: boolean): Tensor<'f32'>;
+  attention(q: Tensor<'f32'>, k: Tensor<'f32'>, v: Tensor<'f32'>, s: number, scale: number, bf16?: boolean, rope?: AttentionRope): Tensor<'f32'>;
   /** silu(gate) * up, element-wise: (N, F), (N, F) -> (N, F). */
   siluMul(gate: Tensor<'f32'>, up: Tensor<'f32'>): Tensor<'f32'>;
   /** a + b, same shapes. */
@@ -122,8 +130,10 @@ export interface GradOps {
    * -> dq (B, T, H, D), dk and dv shaped like k and v (rows >= s are zero).
    * bf16: as attention's; q, k, v, dOut rounded, P = bf16(e / sum e), dS = bf16(P (dP -
    * sum P dP) scale), then dq = dS k, dk = dS^T q, dv = P^T dOut.
+   * rope: as attention's; dq and dk are then the gradients of the unrotated q and k
+   * (ropeBackward of the rotated ones).
    */
-  attentionBackward(q: FTensor, k: FTensor, v: FTensor, s: number, scale: number, dOut: FTensor, bf16?: boolean): { dq: FTensor; dk: FTensor; dv: FTensor };
+  attentionBackward(q: FTensor, k: FTensor, v: FTensor, s: number, scale: number, dOut: FTensor, bf16?: boolean, rope?: AttentionRope): { dq: FTensor; dk: FTensor; dv: FTensor };
   /** gate, up, dOut (N, F) -> d gate, d up for silu(gate) * up. */
   siluMulBackward(gate: FTensor, up: FTensor, dOut: FTensor): { dGate: FTensor; dUp: FTensor };
   /**

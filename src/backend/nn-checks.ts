@@ -99,6 +99,14 @@ export function makeNnChecks(floats: Floats) {
       if (!Number.isFinite(scale)) throw new ShapeError(`attention: scale ${scale} must be finite`);
       return { b, t, h, hkv, d, smax };
     },
+    // attention's checks, plus a fused rope's: its tables fit, and no cache (s = T = Smax)
+    attentionRope(q: Tensor, k: Tensor, v: Tensor, s: number, scale: number, rope: { positions: Int32Array; invFreq: Float32Array } | undefined): { b: number; t: number; h: number; hkv: number; d: number; smax: number } {
+      const r = checks.attention(q, k, v, s, scale);
+      if (rope === undefined) return r;
+      checks.rope(q, rope.positions, rope.invFreq);
+      if (s !== r.t || r.smax !== r.t) throw new ShapeError(`attention: rope fused into attention needs s = T = Smax (no KV cache), got s=${s}, T=${r.t}, Smax=${r.smax}`, 'rotate k with rope before writing the cache, and call attention without rope');
+      return r;
+    },
     // same-shape float pair (element-wise ops)
     pair(op: string, a: Tensor, b: Tensor): void {
       sameFloat(op, ['first input', a], ['second input', b]);
@@ -158,8 +166,8 @@ export function makeGradChecks(floats: Floats) {
     },
     rope: nn.rope,
     // attention's checks plus dOut shaped like q
-    attention(q: Tensor, k: Tensor, v: Tensor, s: number, scale: number, dOut: Tensor): ReturnType<typeof nn.attention> {
-      const r = nn.attention(q, k, v, s, scale);
+    attention(q: Tensor, k: Tensor, v: Tensor, s: number, scale: number, dOut: Tensor, rope?: { positions: Int32Array; invFreq: Float32Array }): ReturnType<typeof nn.attention> {
+      const r = nn.attentionRope(q, k, v, s, scale, rope);
       sameFloat('attentionBackward', ['q', q], ['dOut', dOut]);
       sameShape('attentionBackward (q vs dOut)', q, dOut);
       return r;

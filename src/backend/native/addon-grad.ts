@@ -15,7 +15,7 @@ export interface GradAddon {
   /** q, dOut (B, T, H, D), k, v (B, Smax, Hkv, D) -> dq (B, T, H, D), dk, dv (B, Smax, Hkv, D); bf16 as opsAttentionF32. */
   gradAttentionBwdF32(q: Float32Array, k: Float32Array, v: Float32Array, dOut: Float32Array, dq: Float32Array,
     dk: Float32Array, dv: Float32Array, b: number, t: number, h: number, hkv: number, d: number, smax: number,
-    s: number, scale: number, bf16: boolean): number;
+    s: number, scale: number, bf16: boolean, positions?: Int32Array | null, invFreq?: Float32Array | null): number;
   /** gate, up, dOut (n) -> dGate, dUp (n). */
   gradSiluMulBwdF32(gate: Float32Array, up: Float32Array, dOut: Float32Array, dGate: Float32Array, dUp: Float32Array, n: number): number;
   /** logits (N, V) -> gradient in place, loss (N) f64; a label outside [0, V) other than -100 is status 2. */

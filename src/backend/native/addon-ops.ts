@@ -14,7 +14,8 @@ export interface OpsAddon {
     b: number, t: number, h: number, d: number): number;
   /** q (B, T, H, D), k, v (B, Smax, Hkv, D) with s valid rows -> out (B, T, H, D); bf16: bf16 products where the CPU has them. */
   opsAttentionF32(q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array,
-    b: number, t: number, h: number, hkv: number, d: number, smax: number, s: number, scale: number, bf16: boolean): number;
+    b: number, t: number, h: number, hkv: number, d: number, smax: number, s: number, scale: number, bf16: boolean,
+    positions?: Int32Array | null, invFreq?: Float32Array | null): number;
   /** gate (n), up (n) -> out (n) = silu(gate) * up. */
   opsSiluMulF32(gate: Float32Array, up: Float32Array, out: Float32Array, n: number): number;
   /** a (n), b (n) -> out (n) = a + b. */

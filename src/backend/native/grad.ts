@@ -76,11 +76,12 @@ export const nativeGrad: GradOps = {
   },
 
   // q, dOut (B, T, H, D), k, v (B, Smax, Hkv, D) -> dq like q, dk, dv like k
-  attentionBackward(q, k, v, s, scale, dOut, bf16 = false) {
-    const { b, t, h, hkv, d, smax } = checks.attention(q, k, v, s, scale, dOut);
+  attentionBackward(q, k, v, s, scale, dOut, bf16 = false, rope) {
+    const { b, t, h, hkv, d, smax } = checks.attention(q, k, v, s, scale, dOut, rope);
     // the kernel writes all of dq and zeroes dk, dv itself (rows past S included)
     const dq = Tensor.empty(q.shape, 'f32'), dk = Tensor.empty(k.shape, 'f32'), dv = Tensor.empty(v.shape, 'f32');
-    const st = native().gradAttentionBwdF32(f32(q), f32(k), f32(v), f32(dOut), dq.data, dk.data, dv.data, b, t, h, hkv, d, smax, s, scale, bf16);
+    const st = native().gradAttentionBwdF32(f32(q), f32(k), f32(v), f32(dOut), dq.data, dk.data, dv.data, b, t, h, hkv, d, smax, s, scale, bf16,
+      rope?.positions ?? null, rope?.invFreq ?? null);
     done(st, 'grad_attention_bwd_f32', dq, dk, dv);
     return { dq, dk, dv };
   },

@@ -47,10 +47,11 @@ export const nativeNn: NnOps = {
   },
 
   // q (B, T, H, D), k, v (B, Smax, Hkv, D) -> (B, T, H, D)
-  attention(q, k, v, s, scale, bf16 = false) {
-    const { b, t, h, hkv, d, smax } = nnChecks.attention(q, k, v, s, scale);
+  attention(q, k, v, s, scale, bf16 = false, rope) {
+    const { b, t, h, hkv, d, smax } = nnChecks.attentionRope(q, k, v, s, scale, rope);
     const out = f32(q.shape);
-    const status = native().opsAttentionF32(q.data, k.data, v.data, out.data, b, t, h, hkv, d, smax, s, scale, bf16);
+    const status = native().opsAttentionF32(q.data, k.data, v.data, out.data, b, t, h, hkv, d, smax, s, scale, bf16,
+      rope?.positions ?? null, rope?.invFreq ?? null);
     return done(out, status, 'ops_attention_f32');
   },
 

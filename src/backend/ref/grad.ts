@@ -8,7 +8,7 @@ import type { FTensor, GradOps } from '../backend.js';
 import { matmulDims } from '../native/gemm.js';
 import { refGradChecks as checks } from '../nn-checks.js';
 import { refGemm, refGemmInto } from './gemm.js';
-import { argmax, attentionScores, roundBf16Ftz, roundedIf } from './nn.js';
+import { argmax, attentionScores, rope, roundBf16Ftz, roundedIf } from './nn.js';
 
 const MASK64 = (1n << 64n) - 1n;
 
@@ -151,10 +151,17 @@ export const refGrad: GradOps = {
   },
 
   // q (B, T, H, D), k, v (B, S', Hkv, D), dOut (B, T, H, D) -> dq, dk, dv
-  attentionBackward(q, k, v, s, scale, dOut, bf16 = false) {
+  // rope: of the rotated q and k (the rope op), then their gradients rotated back
+  attentionBackward(q, k, v, s, scale, dOut, bf16 = false, ropeOf) {
+    checks.attention(q, k, v, s, scale, dOut, ropeOf);
+    const qr = ropeOf === undefined ? q : rope(q, ropeOf.positions, ropeOf.invFreq);
+    const kr = ropeOf === undefined ? k : rope(k, ropeOf.positions, ropeOf.invFreq);
     const dq = new Float64Array(q.size), dk = new Float64Array(k.size), dv = new Float64Array(v.size);
-    attentionGrads(q, k, v, s, scale, dOut, bf16, dq, dk, dv);
-    return { dq: filled(q, dq), dk: filled(k, dk), dv: filled(v, dv) };
+    attentionGrads(qr, kr, v, s, scale, dOut, bf16, dq, dk, dv);
+    const grads = { dq: filled(q, dq), dk: filled(k, dk), dv: filled(v, dv) };
+    if (ropeOf === undefined) return grads;
+    const back = (g: FTensor): FTensor => refGrad.ropeBackward(g, ropeOf.positions, ropeOf.invFreq);
+    return { dq: back(grads.dq), dk: back(grads.dk), dv: grads.dv };
   },
 
   // gate, up, dOut (N, F) -> dGate = dy up s (1 + g (1 - s)), dUp = dy g s; s = sigmoid(g)

@@ -5,7 +5,7 @@
 import { ShapeError } from '../../errors.js';
 import { Tensor } from '../../tensor/tensor.js';
 import type { FloatDType } from '../../tensor/dtype.js';
-import type { NnOps } from '../backend.js';
+import type { AttentionRope, NnOps } from '../backend.js';
 import { hasDtype, refNnChecks as checks } from '../nn-checks.js';
 import { bf16ToF32, f32ToBf16 } from './gemm.js';
 
@@ -85,7 +85,11 @@ export function roundedIf<T extends Tensor<FloatDType>>(x: T, bf16: boolean): T 
 
 // q (B, T, H, D), k, v (B, Smax, Hkv, D) -> (B, T, H, D). bf16: q, k, v and the softmax
 // numerators rounded to bf16 (Backend.attention).
-export function attention<D extends FloatDType>(qIn: Tensor<D>, kIn: Tensor<D>, vIn: Tensor<D>, s: number, scale: number, bf16 = false): Tensor<D> {
+// rope: q and k rotated first (the rope op), as Backend.attention specifies.
+export function attention<D extends FloatDType>(qPre: Tensor<D>, kPre: Tensor<D>, vIn: Tensor<D>, s: number, scale: number, bf16 = false, ropeOf?: AttentionRope): Tensor<D> {
+  checks.attentionRope(qPre, kPre, vIn, s, scale, ropeOf);
+  const qIn = ropeOf === undefined ? qPre : rope(qPre, ropeOf.positions, ropeOf.invFreq);
+  const kIn = ropeOf === undefined ? kPre : rope(kPre, ropeOf.positions, ropeOf.invFreq);
   const dims = checks.attention(qIn, kIn, vIn, s, scale);
   const { b, t, h, d } = dims;
   const q = roundedIf(qIn, bf16), k = roundedIf(kIn, bf16), v = roundedIf(vIn, bf16);

@@ -93,22 +93,27 @@ export class LlamaDecoderLayer extends Module {
     const { numAttentionHeads: h, numKeyValueHeads: hkv, headDim: d } = cfg;
     const attn = this.self_attn;
     const hIn = this.input_layernorm.forward(ops, x);
-    // Projections read only by rope or add are dropped once used: no backward rule reads
-    // them (rope's and add's need no inputs, a linear's needs its input, not its output).
     const qp = attn.q_proj.forward(ops, hIn), kp = attn.k_proj.forward(ops, hIn);
-    const q = ops.rope(ops.reshape(qp, [b, t, h, d]), ctx.positions, ctx.invFreq);
-    let k = ops.rope(ops.reshape(kp, [b, t, hkv, d]), ctx.positions, ctx.invFreq);
-    ops.drop(qp);
-    ops.drop(kp);
     let v = ops.reshape(attn.v_proj.forward(ops, hIn), [b, t, hkv, d]);
     ops.rematerialize(hIn, (o) => this.input_layernorm.forward(o, x));
-    let s = t;
-    if (ctx.cache !== undefined) {
+    let a: FTensor;
+    if (ctx.cache === undefined) {
+      // RoPE inside attention (Ops.attention): the rotated q and k are never stored.
+      const rope = { positions: ctx.positions, invFreq: ctx.invFreq };
+      a = ops.attention(ops.reshape(qp, [b, t, h, d]), ops.reshape(kp, [b, t, hkv, d]), v, t, 1 / Math.sqrt(d), rope);
+    } else {
+      // Decoding: the cache holds rotated keys. Projections read only by rope are dropped
+      // once used (rope's backward rule needs no inputs).
+      const q = ops.rope(ops.reshape(qp, [b, t, h, d]), ctx.positions, ctx.invFreq);
+      let k = ops.rope(ops.reshape(kp, [b, t, hkv, d]), ctx.positions, ctx.invFreq);
+      ops.drop(qp);
+      ops.drop(kp);
       const { cache, layer, pos0 } = ctx.cache;
       cache.write(layer, k as Tensor<'f32'>, v as Tensor<'f32'>);
-      [k, v, s] = [cache.keys(layer), cache.values(layer), pos0 + t];
+      [k, v] = [cache.keys(layer), cache.values(layer)];
+      a = ops.attention(q, k, v, pos0 + t, 1 / Math.sqrt(d));
     }
-    const a = ops.reshape(ops.attention(q, k, v, s, 1 / Math.sqrt(d)), [b * t, h * d]);
+    a = ops.reshape(a, [b * t, h * d]);
     const o = attn.o_proj.forward(ops, a);
     const x1 = ops.add(x, o);
     ops.drop(o);
