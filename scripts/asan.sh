@@ -14,7 +14,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 WORK=${FTUNE_ASAN_DIR:-${TMPDIR:-/tmp}/ftune-asan-$(id -u)}
 DATA=${FTUNE_TEST_DATA:-$(cd "$ROOT/.." && pwd)/shared/data}
-TESTS=${FTUNE_ASAN_TESTS:-"test/backend/gemm.test test/backend/attention-tiled.test test/backend/nn.test test/backend/nn-checks.test test/backend/grad.test test/backend/grad-checks.test test/quant/linear4bit.test test/quant/tables.test test/quant/quantize.test test/reliability/bad-input-native.test test/reliability/fuzz.test"}
+TESTS=${FTUNE_ASAN_TESTS:-"test/backend/gemm.test test/backend/attention-tiled.test test/backend/attention-rope.test test/backend/nn.test test/backend/nn-checks.test test/backend/grad.test test/backend/grad-checks.test test/quant/linear4bit.test test/quant/tables.test test/quant/quantize.test test/reliability/bad-input-native.test test/reliability/fuzz.test"}
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -g"
 
 NODE_GYP=${NODE_GYP:-}
