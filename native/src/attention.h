@@ -19,19 +19,19 @@
 
 // RoPE fused into the attention of a training step (no KV cache: query t and key t both sit
 // at positions[t], S == T == Smax). The drivers rotate q and k rows as they gather them and
-// rotate dq and dk back before writing them, with the rope op's own kernel one row at a
-// time (fn: ops_rope_f32_<isa> with H = 1), so every value is bit for bit what rope then
-// attention gives, and the rotated q and k never travel through memory.
+// rotate dq and dk back before writing them, with the rope op's own kernel (fn:
+// ops_rope_f32_<isa>, a tile's or a head's rows in one call), so every value is bit for bit
+// what rope then attention gives, and the rotated q and k never travel through memory.
 struct AttnRope {
   const float* cos;  // (T, D/2)
   const float* sin;  // (T, D/2)
   const float* neg;  // (T, D/2): -sin, the inverse rotation
   int64_t half;      // D/2
-  void (*fn)(const float* x, const float* cos_t, const float* sin_t, float* out, int64_t H, int64_t D);
+  void (*fn)(const float* x, int64_t xstride, const float* cos_t, const float* sin_t, int64_t tstride, float* out,
+             int64_t ostride, int64_t n, int64_t D);
   // n rows of x at stride, at table rows t0.. -> out rows at ostride; by -angle when inverse.
   void rows(const float* x, int64_t stride, int64_t t0, int64_t n, float* out, int64_t ostride, bool inverse) const {
-    const float* s = inverse ? neg : sin;
-    for (int64_t i = 0; i < n; i++) fn(x + i * stride, cos + (t0 + i) * half, s + (t0 + i) * half, out + i * ostride, 1, 2 * half);
+    fn(x, stride, cos + t0 * half, (inverse ? neg : sin) + t0 * half, half, out, ostride, n, 2 * half);
   }
 };
 

@@ -89,10 +89,15 @@ void ops_rmsnorm_f32_ref(const float* x, const float* w, float* out, int64_t N, 
 void ops_rmsnorm_f32_avx2(const float* x, const float* w, float* out, int64_t N, int64_t C, float eps);
 void ops_rmsnorm_f32_avx512(const float* x, const float* w, float* out, int64_t N, int64_t C, float eps);
 
-// One token: x (H, D), cos, sin (D/2) -> out (H, D)
-void ops_rope_f32_ref(const float* x, const float* cos_t, const float* sin_t, float* out, int64_t H, int64_t D);
-void ops_rope_f32_avx2(const float* x, const float* cos_t, const float* sin_t, float* out, int64_t H, int64_t D);
-void ops_rope_f32_avx512(const float* x, const float* cos_t, const float* sin_t, float* out, int64_t H, int64_t D);
+// n rows of D: row i of x (at x + i * xstride) rotated by cos, sin (D/2) at
+// cos_t + i * tstride -> out + i * ostride. One token's H heads: tstride 0, strides D; the
+// rows of one head at consecutive positions (attention's fused rope): tstride D/2.
+void ops_rope_f32_ref(const float* x, int64_t xstride, const float* cos_t, const float* sin_t, int64_t tstride,
+                      float* out, int64_t ostride, int64_t n, int64_t D);
+void ops_rope_f32_avx2(const float* x, int64_t xstride, const float* cos_t, const float* sin_t, int64_t tstride,
+                       float* out, int64_t ostride, int64_t n, int64_t D);
+void ops_rope_f32_avx512(const float* x, int64_t xstride, const float* cos_t, const float* sin_t, int64_t tstride,
+                         float* out, int64_t ostride, int64_t n, int64_t D);
 
 // One query row: q (D); keys / values k, v (n, D) with rows `stride` floats apart ->
 // out (D) = softmax(scale k q) v. p: scratch (n). The dispatcher runs these for decode

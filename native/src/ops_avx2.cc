@@ -70,15 +70,16 @@ void ops_rmsnorm_f32_avx2(const float* x, const float* w, float* out, int64_t N,
 }
 
 // One token: x (H, D), cos, sin (D/2) -> out (H, D)
-void ops_rope_f32_avx2(const float* x, const float* cos_t, const float* sin_t, float* out, int64_t H, int64_t D) {
+void ops_rope_f32_avx2(const float* x, int64_t xstride, const float* cos_t, const float* sin_t, int64_t tstride,
+                       float* out, int64_t ostride, int64_t n, int64_t D) {
   const int64_t half = D / 2;
-  for (int64_t h = 0; h < H; h++) {
-    const float* xr = x + h * D;
-    float* o = out + h * D;
+  for (int64_t i = 0; i < n; i++) {
+    const float *xr = x + i * xstride, *cr = cos_t + i * tstride, *sr = sin_t + i * tstride;
+    float* o = out + i * ostride;
     for (int64_t j = 0; j < half; j += 8) {
       const __m256i k = mask8(half - j);
       const __m256 x1 = _mm256_maskload_ps(xr + j, k), x2 = _mm256_maskload_ps(xr + half + j, k);
-      const __m256 c = _mm256_maskload_ps(cos_t + j, k), s = _mm256_maskload_ps(sin_t + j, k);
+      const __m256 c = _mm256_maskload_ps(cr + j, k), s = _mm256_maskload_ps(sr + j, k);
       _mm256_maskstore_ps(o + j, k, _mm256_sub_ps(_mm256_mul_ps(x1, c), _mm256_mul_ps(x2, s)));
       _mm256_maskstore_ps(o + half + j, k, _mm256_add_ps(_mm256_mul_ps(x2, c), _mm256_mul_ps(x1, s)));
     }

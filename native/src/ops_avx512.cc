@@ -69,16 +69,17 @@ void ops_rmsnorm_f32_avx512(const float* x, const float* w, float* out, int64_t 
   }
 }
 
-// One token: x (H, D), cos, sin (D/2) -> out (H, D)
-void ops_rope_f32_avx512(const float* x, const float* cos_t, const float* sin_t, float* out, int64_t H, int64_t D) {
+// n rows (ops.h)
+void ops_rope_f32_avx512(const float* x, int64_t xstride, const float* cos_t, const float* sin_t, int64_t tstride,
+                         float* out, int64_t ostride, int64_t n, int64_t D) {
   const int64_t half = D / 2;
-  for (int64_t h = 0; h < H; h++) {
-    const float* xr = x + h * D;
-    float* o = out + h * D;
+  for (int64_t i = 0; i < n; i++) {
+    const float *xr = x + i * xstride, *cr = cos_t + i * tstride, *sr = sin_t + i * tstride;
+    float* o = out + i * ostride;
     for (int64_t j = 0; j < half; j += 16) {
       const __mmask16 k = mask16(half - j);
       const __m512 x1 = _mm512_maskz_loadu_ps(k, xr + j), x2 = _mm512_maskz_loadu_ps(k, xr + half + j);
-      const __m512 c = _mm512_maskz_loadu_ps(k, cos_t + j), s = _mm512_maskz_loadu_ps(k, sin_t + j);
+      const __m512 c = _mm512_maskz_loadu_ps(k, cr + j), s = _mm512_maskz_loadu_ps(k, sr + j);
       _mm512_mask_storeu_ps(o + j, k, _mm512_sub_ps(_mm512_mul_ps(x1, c), _mm512_mul_ps(x2, s)));
       _mm512_mask_storeu_ps(o + half + j, k, _mm512_add_ps(_mm512_mul_ps(x2, c), _mm512_mul_ps(x1, s)));
     }

@@ -150,7 +150,7 @@ ft_status ops_rope_rotate_f32(const float* x, size_t x_n, const int32_t* positio
   // One work item per token (b, t): its H heads share the position's cos / sin.
   ft_parallel_for(B * T, (int64_t)nx >= PAR_MIN, [&](int64_t bt) {
     const int64_t t = bt % T;
-    fn(x + bt * H * D, cos_t + t * half, sin_t + t * half, out + bt * H * D, H, D);
+    fn(x + bt * H * D, D, cos_t + t * half, sin_t + t * half, 0, out + bt * H * D, D, H, D);
   });
   return FT_OK;
 }

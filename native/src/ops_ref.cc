@@ -65,17 +65,18 @@ void ops_rope_table(const int32_t* positions, const float* inv_freq, int64_t T, 
   });
 }
 
-// One token: x (H, D), cos, sin (D/2) -> out (H, D). rotate_half: for j < D/2,
-// out[j] = x[j] cos - x[j + D/2] sin, out[j + D/2] = x[j + D/2] cos + x[j] sin, as
-// separate f32 multiplies and adds (no FMA): exactly the operations HF performs.
-void ops_rope_f32_ref(const float* x, const float* cos_t, const float* sin_t, float* out, int64_t H, int64_t D) {
+// n rows (ops.h). rotate_half: for j < D/2, out[j] = x[j] cos - x[j + D/2] sin,
+// out[j + D/2] = x[j + D/2] cos + x[j] sin, as separate f32 multiplies and adds (no FMA):
+// exactly the operations HF performs.
+void ops_rope_f32_ref(const float* x, int64_t xstride, const float* cos_t, const float* sin_t, int64_t tstride,
+                      float* out, int64_t ostride, int64_t n, int64_t D) {
   const int64_t half = D / 2;
-  for (int64_t h = 0; h < H; h++) {
-    const float* xr = x + h * D;
-    float* o = out + h * D;
+  for (int64_t i = 0; i < n; i++) {
+    const float *xr = x + i * xstride, *cr = cos_t + i * tstride, *sr = sin_t + i * tstride;
+    float* o = out + i * ostride;
     for (int64_t j = 0; j < half; j++) {
       const float x1 = xr[j], x2 = xr[j + half];
-      const float a = x1 * cos_t[j], b = x2 * sin_t[j], c = x2 * cos_t[j], d = x1 * sin_t[j];
+      const float a = x1 * cr[j], b = x2 * sr[j], c = x2 * cr[j], d = x1 * sr[j];
       o[j] = a - b;
       o[j + half] = c + d;
     }
