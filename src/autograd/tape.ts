@@ -109,13 +109,15 @@ export class Tape {
       if (n > 0) refs.set(t.root, n);
       else refs.delete(t.root);
     };
+    // The seed stays the caller's: a checkpointed block's seed is its outer tape's gradient,
+    // which that tape may share with another entry (add hands g to both inputs).
     const freeIfUnheld = (t: Tensor): void => {
-      if (!refs.has(t.root) && !this.#leaves.has(t.root)) t.root.release();
+      if (!refs.has(t.root) && !this.#leaves.has(t.root) && t.root !== seed.root) t.root.release();
     };
     // A collected gradient may be summed into in place when its storage is this entry's
-    // alone: held once, and neither a leaf nor a recorded forward tensor.
+    // alone: held once, and neither a leaf, a recorded forward tensor nor the seed.
     const exclusive = (t: FTensor): boolean =>
-      t.dtype === 'f32' && refs.get(t.root) === 1 && !this.#tracked.has(t.root) && !this.#leaves.has(t.root);
+      t.dtype === 'f32' && refs.get(t.root) === 1 && t.root !== seed.root && !this.#tracked.has(t.root) && !this.#leaves.has(t.root);
     grads.set(output, seed);
     hold(seed);
     for (let i = this.#nodes.length - 1; i >= 0; i--) {

@@ -99,3 +99,25 @@ test('tape sums: readers of one tensor add their dX into its gradient, no separa
     for (const op of ['addScaled', 'addScaledInPlace']) assert.equal(calls.get(op) ?? 0, 0, `${matmulDtype}: ${op} called`);
   }
 });
+
+// A checkpointed block's backward runs on a private tape whose seed is the outer tape's
+// gradient; when the outer tape shares that gradient with another entry (add hands g to
+// both inputs), the inner tape must neither sum into it in place nor free it. Here the
+// block's residual x1 collects RMSNorm's dx on top of the seed, and z's gradient shares it.
+test('tape sums: a checkpointed block neither writes into nor frees its seed, which the outer tape may share', () => {
+  const data = inputs(4);
+  const norm = Float32Array.from({ length: C }, (_, i) => 1 + i / C);
+  const block = (ops: Ops, x: FTensor, w: Tensor[]): FTensor => {
+    const x1 = ops.linear(x, w[1]!);
+    return ops.add(x1, ops.linear(ops.rmsnorm(x1, Tensor.from([C], x.dtype, norm), 1e-5), w[2]!));
+  };
+  const graph = (checkpoint: boolean) => (ops: Ops, x0: FTensor, w: Tensor[]): FTensor => {
+    const z = ops.linear(x0, w[3]!);
+    const x = ops.linear(x0, w[0]!);
+    const y = checkpoint ? ops.checkpoint(x, (o, xi) => block(o, xi, w)) : block(ops, x, w);
+    return ops.add(y, z);
+  };
+  const want = gradOf(refBackend, 'f64', data, graph(false));
+  const scale = Math.max(...want.map(Math.abs));
+  for (const checkpoint of [false, true]) assertClose(gradOf(nativeBackend, 'f32', data, graph(checkpoint)), want, 0, 1e-5 * scale, `checkpoint ${checkpoint}`);
+});
