@@ -35,6 +35,14 @@ struct AttnRope {
   }
 };
 
+// The dispatchers' shared handling of a fused rope (ops_dispatch.cc). attn_rope_check: the
+// arguments of ops_attention_f32 / grad_attention_bwd_f32 when positions is not null (no
+// cache: S == T == Smax; D even; tables long enough). attn_rope_make: *rope for those
+// positions (this thread's cached tables, ops_rope_tables) and the active ISA's kernel.
+ft_status attn_rope_check(const int32_t* positions, size_t positions_n, const float* inv_freq, size_t inv_freq_n,
+                          int64_t T, int64_t S, int64_t Smax, int64_t D);
+ft_status attn_rope_make(const int32_t* positions, int64_t T, const float* inv_freq, int64_t D, AttnRope* rope);
+
 // Query rows per tile and keys per packed block.
 constexpr int64_t ATTN_ROWS = 12;
 constexpr int64_t ATTN_KEYS = 32;

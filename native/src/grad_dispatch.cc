@@ -223,9 +223,9 @@ ft_status grad_attention_bwd_f32(const float* q, size_t q_n, const float* k, siz
   if (!ft_fits(q_n, nq) || !ft_fits(dout_n, nq) || !ft_fits(dq_n, nq) || !ft_fits(k_n, nkv) || !ft_fits(v_n, nkv) ||
       !ft_fits(dk_n, nkv) || !ft_fits(dv_n, nkv))
     return FT_ERR_SIZE;
+  const ft_status rope_ok = attn_rope_check(positions, positions_n, inv_freq, inv_freq_n, T, S, Smax, D);
+  if (rope_ok != FT_OK) return rope_ok;
   const bool fused = positions != nullptr;
-  if (fused && (inv_freq == nullptr || D % 2 != 0 || S != T || Smax != T)) return FT_ERR_ARG;
-  if (fused && (!ft_fits(positions_n, (size_t)T) || !ft_fits(inv_freq_n, (size_t)(D / 2)))) return FT_ERR_SIZE;
   const ft_isa isa = ft_active_isa();
   if (fused && nq > 0 && !(isa == FT_ISA_AVX512 || isa == FT_ISA_AVX2)) {
     // The row kernels: rotated copies of q and k, their gradients, then those rotated back.
@@ -243,12 +243,7 @@ ft_status grad_attention_bwd_f32(const float* q, size_t q_n, const float* k, siz
     return st;
   }
   AttnRope rope{};
-  if (fused && nq > 0) {
-    const int64_t half = D / 2;
-    const float* table = ops_rope_tables(positions, T, inv_freq, half);
-    if (table == nullptr) return FT_ERR_ALLOC;
-    rope = AttnRope{table, table + T * half, table + 2 * T * half, half, FT_PICK_ISA(ops_rope_f32)};
-  }
+  if (fused && nq > 0 && attn_rope_make(positions, T, inv_freq, D, &rope) != FT_OK) return FT_ERR_ALLOC;
   const AttnRope* rp = fused ? &rope : nullptr;
   if (isa == FT_ISA_AVX512 || isa == FT_ISA_AVX2) {
     // The tiles' scatters write every key row below S of dk and dv: zero only the rows

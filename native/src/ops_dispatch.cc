@@ -132,6 +132,22 @@ const float* ops_rope_tables(const int32_t* positions, int64_t T, const float* i
   }
 }
 
+ft_status attn_rope_check(const int32_t* positions, size_t positions_n, const float* inv_freq, size_t inv_freq_n,
+                          int64_t T, int64_t S, int64_t Smax, int64_t D) {
+  if (positions == nullptr) return FT_OK;
+  if (inv_freq == nullptr || D % 2 != 0 || S != T || Smax != T) return FT_ERR_ARG;
+  if (!ft_fits(positions_n, (size_t)T) || !ft_fits(inv_freq_n, (size_t)(D / 2))) return FT_ERR_SIZE;
+  return FT_OK;
+}
+
+ft_status attn_rope_make(const int32_t* positions, int64_t T, const float* inv_freq, int64_t D, AttnRope* rope) {
+  const int64_t half = D / 2;
+  const float* table = ops_rope_tables(positions, T, inv_freq, half);
+  if (table == nullptr) return FT_ERR_ALLOC;
+  *rope = AttnRope{table, table + T * half, table + 2 * T * half, half, FT_PICK_ISA(ops_rope_f32)};
+  return FT_OK;
+}
+
 ft_status ops_rope_rotate_f32(const float* x, size_t x_n, const int32_t* positions, size_t positions_n,
                               const float* inv_freq, size_t inv_freq_n, float* out, size_t out_n, int64_t B,
                               int64_t T, int64_t H, int64_t D, bool inverse) {
@@ -266,17 +282,12 @@ ft_status ops_attention_f32(const float* q, size_t q_n, const float* k, size_t k
   if (!ft_count4(B, T, H, D, &nq) || !ft_count4(B, Smax, Hkv, D, &nkv)) return FT_ERR_ARG;
   if (Hkv < 1 || H % Hkv != 0 || T > S || S > Smax || !std::isfinite(scale)) return FT_ERR_ARG;
   if (!ft_fits(q_n, nq) || !ft_fits(out_n, nq) || !ft_fits(k_n, nkv) || !ft_fits(v_n, nkv)) return FT_ERR_SIZE;
-  const bool fused = positions != nullptr;
-  if (fused && (inv_freq == nullptr || D % 2 != 0 || S != T || Smax != T)) return FT_ERR_ARG;
-  if (fused && (!ft_fits(positions_n, (size_t)T) || !ft_fits(inv_freq_n, (size_t)(D / 2)))) return FT_ERR_SIZE;
+  const ft_status rope_ok = attn_rope_check(positions, positions_n, inv_freq, inv_freq_n, T, S, Smax, D);
+  if (rope_ok != FT_OK) return rope_ok;
   if (nq == 0) return FT_OK;
+  const bool fused = positions != nullptr;
   AttnRope rope{};
-  if (fused) {
-    const int64_t half = D / 2;
-    const float* table = ops_rope_tables(positions, T, inv_freq, half);
-    if (table == nullptr) return FT_ERR_ALLOC;
-    rope = AttnRope{table, table + T * half, table + 2 * T * half, half, FT_PICK_ISA(ops_rope_f32)};
-  }
+  if (fused && attn_rope_make(positions, T, inv_freq, D, &rope) != FT_OK) return FT_ERR_ALLOC;
   const AttnRope* rp = fused ? &rope : nullptr;
   // bf16 products: the bf16 tiles for every T (the backward's P is then the forward's).
   if (bf16 && ft_active_isa() == FT_ISA_AVX512 && ft_cpu_has_avx512bf16())

@@ -5,7 +5,7 @@
 import { ShapeError } from '../errors.js';
 import type { Tensor, Shape } from '../tensor/tensor.js';
 import type { DType, FloatDType } from '../tensor/dtype.js';
-import type { AdamwStep } from './backend.js';
+import type { AdamwStep, AttentionRope } from './backend.js';
 
 export type Floats = readonly FloatDType[];
 export const NATIVE_FLOATS: Floats = ['f32'];
@@ -100,7 +100,7 @@ export function makeNnChecks(floats: Floats) {
       return { b, t, h, hkv, d, smax };
     },
     // attention's checks, plus a fused rope's: its tables fit, and no cache (s = T = Smax)
-    attentionRope(q: Tensor, k: Tensor, v: Tensor, s: number, scale: number, rope: { positions: Int32Array; invFreq: Float32Array } | undefined): { b: number; t: number; h: number; hkv: number; d: number; smax: number } {
+    attentionRope(q: Tensor, k: Tensor, v: Tensor, s: number, scale: number, rope: AttentionRope | undefined): { b: number; t: number; h: number; hkv: number; d: number; smax: number } {
       const r = checks.attention(q, k, v, s, scale);
       if (rope === undefined) return r;
       checks.rope(q, rope.positions, rope.invFreq);
@@ -166,7 +166,7 @@ export function makeGradChecks(floats: Floats) {
     },
     rope: nn.rope,
     // attention's checks plus dOut shaped like q
-    attention(q: Tensor, k: Tensor, v: Tensor, s: number, scale: number, dOut: Tensor, rope?: { positions: Int32Array; invFreq: Float32Array }): ReturnType<typeof nn.attention> {
+    attention(q: Tensor, k: Tensor, v: Tensor, s: number, scale: number, dOut: Tensor, rope?: AttentionRope): ReturnType<typeof nn.attention> {
       const r = nn.attentionRope(q, k, v, s, scale, rope);
       sameFloat('attentionBackward', ['q', q], ['dOut', dOut]);
       sameShape('attentionBackward (q vs dOut)', q, dOut);
