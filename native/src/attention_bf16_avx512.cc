@@ -56,12 +56,37 @@ void row_pairs(const float* w, int64_t ld, int64_t nq, int64_t n, uint32_t* wt) 
   }
 }
 
-// x (n) -> x rounded to bf16 (as f32 values).
-void round_inplace(float* x, int64_t n) {
-  for (int64_t s = 0; s < n; s += 16) {
-    const __mmask16 m = mask16(n - s);
-    const __m512i h = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, x + s)));
-    _mm512_mask_storeu_ps(x + s, m, _mm512_castsi512_ps(_mm512_slli_epi32(h, 16)));
+// x (n) -> x times s, rounded to bf16 (as f32 values): scale_inplace then rounding, one pass.
+void scale_round_inplace(float* x, int64_t n, float s) {
+  const __m512 vs = _mm512_set1_ps(s);
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = mask16(n - i);
+    const __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), vs);
+    const __m512i h = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(v));
+    _mm512_mask_storeu_ps(x + i, m, _mm512_castsi512_ps(_mm512_slli_epi32(h, 16)));
+  }
+}
+
+// Score rows r < nq of sc (R, ld) -> pp rows (nq, ld / 2): the softmax numerators
+// e = exp(score - max) over the row's n + r keys as bf16 pairs along the keys, zero from
+// there up to `keys`; inv[r] = 1 / sum e (of the f32 values, in double) rounded to f32.
+// The values and sums of softmax_rows then to_pairs, in one pass that keeps e in registers.
+void numerator_pairs(const float* sc, int64_t ld, int64_t nq, int64_t n, int64_t keys, uint32_t* pp, float* inv) {
+  for (int64_t r = 0; r < nq; r++) {
+    const float* x = sc + r * ld;
+    uint32_t* dst = pp + r * (ld / 2);
+    const int64_t nr = n + r;
+    const __m512 vm = _mm512_set1_ps(max_of(x, nr));
+    __m512d acc0 = _mm512_setzero_pd(), acc1 = _mm512_setzero_pd();
+    for (int64_t i = 0; i < keys; i += 32) {
+      const __mmask16 k0 = mask16(nr - i), k1 = mask16(nr - i - 16);
+      const __m512 e0 = _mm512_maskz_mov_ps(k0, exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(k0, x + i), vm)));
+      const __m512 e1 = _mm512_maskz_mov_ps(k1, exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(k1, x + i + 16), vm)));
+      add_pd(e0, false, &acc0, &acc1);  // zeros past nr leave the (non-negative) sums as they are
+      add_pd(e1, false, &acc0, &acc1);
+      _mm512_mask_storeu_epi32(dst + i / 2, mask16(attn_pairs(keys - i)), (__m512i)_mm512_cvtne2ps_pbh(e1, e0));
+    }
+    inv[r] = (float)(1.0 / _mm512_reduce_add_pd(_mm512_add_pd(acc0, acc1)));
   }
 }
 
@@ -227,14 +252,13 @@ void ops_attention_tile_bf16_avx512(const float* q, const uint32_t* kt, const ui
   // Keys of the last row; score columns computed (whole 16-key vectors); key pairs of P V.
   const int64_t keys = n + nq - 1, ld = attn_panel_keys(keys), cols = (keys + 15) / 16 * 16;
   const int64_t np = attn_pairs(D), kp = attn_row_pairs(keys);
-  float* sc = scratch;                                       // (R, ld) scores, then numerators
+  float* sc = scratch;                                       // (R, ld) scores
   uint32_t* qp = reinterpret_cast<uint32_t*>(sc + R * ld);  // (R, np) q pairs
   uint32_t* pp = qp + R * np;                                // (nq, ld / 2) numerator pairs
   float inv[R];
   query_pairs(q, nq, qstride, D, qp);
   scores(qp, np, kt, cols, scale, sc, ld);
-  softmax_rows(sc, ld, nq, n, keys, false, inv);
-  for (int64_t r = 0; r < nq; r++) to_pairs(sc + r * ld, keys, pp + r * (ld / 2));
+  numerator_pairs(sc, ld, nq, n, keys, pp, inv);
   rows_times(pp, ld / 2, vp, kp, D, out, nq, qstride, inv);
 }
 
@@ -262,8 +286,8 @@ void grad_attention_bwd_tile_bf16_avx512(const float* q, const uint32_t* kt, con
   row_pairs(oc, D, nq, D, ot);
   // P, rounded: it is both an operand (dV) and the softmax backward's input.
   scores(qp, np, kt, cols, scale, p, ld);
-  softmax_rows(p, ld, nq, n, keys, true, inv);
-  for (int64_t r = 0; r < nq; r++) round_inplace(p + r * ld, keys);
+  softmax_rows(p, ld, nq, n, keys, false, inv);
+  for (int64_t r = 0; r < nq; r++) scale_round_inplace(p + r * ld, n + r, inv[r]);
   row_pairs(p, ld, nq, keys, wt);
   add_outer(wt, ld, ot, npr, dv, keys, D);
   scores(op, np, vt, cols, 1.0f, ds, ld);
