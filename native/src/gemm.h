@@ -124,6 +124,8 @@ inline float ft_f16_to_f32(uint16_t h) {
 // micro-kernel: ap (MR x kc packed), bp (kc x NR packed) -> c (MR,NR) tile, row stride ldc;
 // c = ap*bp when beta0, c += ap*bp otherwise. kc counts k steps (even when kpair = 2).
 typedef void (*gemm_micro_fn)(int64_t kc, const void* ap, const void* bp, float* c, int64_t ldc, bool beta0);
+typedef void (*gemm_micro_lda_fn)(int64_t kc, const float* a, int64_t lda, const void* bp, float* c, int64_t ldc,
+                                  bool beta0);
 
 // GEMM_SRC_F32_BF16: f32 values rounded to bf16 by the packer (ft_f32_to_bf16; widened
 // back to f32 for a kpair = 1 kernel, so every ISA multiplies the same bf16 values).
@@ -157,6 +159,10 @@ struct gemm_kernel {
   // The micro-kernel for a panel's first nr/2 columns only: c (MR, NR/2), each element the
   // same sum as micro's (a rank-16 LoRA factor fills half a 32-column panel); or null.
   gemm_micro_fn micro_half = nullptr;
+  // kpair = 1 only: the micro-kernel reading the A tile in place instead of from a packed
+  // panel, element (i, k) at a[k*lda + i] (rows-contiguous op(A): a TN product's A^T),
+  // each element the same sum as micro's; or null.
+  gemm_micro_lda_fn micro_lda = nullptr;
 };
 
 // Micro-kernel tables per ISA (gemm_avx2.cc, gemm_avx512.cc).

@@ -37,12 +37,12 @@ constexpr int MR = 14, NR = 32;
     }                                                                                            \
   }
 
-// ap (kc,14) f32, bp (kc,32) f32 -> c (14, 16 NV): NV = 2 the whole panel; NV = 1 its
-// first 16 columns only (a rank-16 LoRA factor's panel: half the FMAs, the same sums).
+// ap (kc, lda) f32 (row k's first 14 values used), bp (kc,32) f32 -> c (14, 16 NV): NV = 2
+// the whole panel; NV = 1 its first 16 columns only (a rank-16 LoRA factor's panel: half
+// the FMAs, the same sums). lda = 14 is a packed A panel; a larger lda reads the tile's
+// rows of op(A) = A^T straight from A (K, M), lda = M (gemm_micro_f32_lda_avx512).
 template <int NV>
-void gemm_micro_f32_avx512(int64_t kc, const void* ap_, const void* bp_, float* c, int64_t ldc, bool beta0) {
-  const float* ap = (const float*)ap_;
-  const float* bp = (const float*)bp_;
+inline void micro_f32(int64_t kc, const float* ap, int64_t lda, const float* bp, float* c, int64_t ldc, bool beta0) {
   __m512 acc[MR][NV];
 #pragma GCC unroll 14
   for (int i = 0; i < MR; i++)
@@ -56,10 +56,20 @@ void gemm_micro_f32_avx512(int64_t kc, const void* ap_, const void* bp_, float* 
       const __m512 x = _mm512_set1_ps(ap[i]);
       for (int v = 0; v < NV; v++) acc[i][v] = _mm512_fmadd_ps(x, b[v], acc[i][v]);
     }
-    ap += MR;
+    ap += lda;
     bp += NR;
   }
   STORE_C_TILE(acc, c, ldc, beta0, NV);
+}
+
+template <int NV>
+void gemm_micro_f32_avx512(int64_t kc, const void* ap, const void* bp, float* c, int64_t ldc, bool beta0) {
+  micro_f32<NV>(kc, (const float*)ap, MR, (const float*)bp, c, ldc, beta0);
+}
+
+void gemm_micro_f32_lda_avx512(int64_t kc, const float* ap, int64_t lda, const void* bp, float* c, int64_t ldc,
+                               bool beta0) {
+  micro_f32<2>(kc, ap, lda, (const float*)bp, c, ldc, beta0);
 }
 
 // ap (kc/2,14,2) bf16, bp (kc/2,32,2) bf16 -> c (14, 16 NV); kc even; NV as above
@@ -241,7 +251,8 @@ void gemm_pack_bf16_avx512(const uint16_t* p, int64_t rs, int64_t ks, int64_t nr
 // and was re-read from L3 for every B micro-panel; 12 measured +2-3% on the GEMM bench's
 // shapes in alternating runs (f32 and bf16) and +3% on a medium f32 fine-tuning step.
 const gemm_kernel gemm_kernel_f32_avx512 = {gemm_micro_f32_avx512<2>, MR, NR, 768, 14 * 12, 32 * 64, 1, nullptr, nullptr,
-                                             gemm_pack_f32_avx512, gemm_micro_f32_avx512<1>};
+                                             gemm_pack_f32_avx512, gemm_micro_f32_avx512<1>,
+                                             gemm_micro_f32_lda_avx512};
 const gemm_kernel gemm_kernel_bf16_avx512 = {gemm_micro_bf16_avx512<2>, MR, NR, 1024, 14 * 12, 32 * 64, 2,
                                               gemm_pack_f32_bf16_avx512, gemm_pack_bf16_avx512, nullptr,
                                               gemm_micro_bf16_avx512<1>};

@@ -38,6 +38,9 @@ struct Src {
 // K slices this shallow or shallower walk C by row tiles (run_segments).
 constexpr int64_t SHALLOW_K = 64;
 
+// The widest column block whose f32 TN products read A in place (run_segments).
+constexpr int64_t DIRECT_A_MAX_N = 1024;
+
 // The deepest KC of any micro-kernel table (gemm_avx512.cc bf16): bounds the decode buffers.
 constexpr int64_t KC_MAX = 1024;
 
@@ -282,6 +285,13 @@ ft_status run_segments(const gemm_kernel& g, const Src& sa, Seg* segs, int nsegs
     add_bias(bias, segs[0].c, M, segs[0].n, segs[0].accumulate);
     segs[0].accumulate = true;
   }
+  // A rows contiguous (a TN product's A^T) in f32 under a narrow column block: the
+  // micro-kernel reads whole tiles in place, so only a partial last tile is packed. The
+  // pack's copy was 18-25% of such products (perf, TN 288x288x2048 and 32000x288x512),
+  // paid once per block of few panels; reading in place costs a page per k row and panel
+  // instead, which wins up to ~24 panels (N = 288: +3-17%, 768: +2-12%) and loses 2-4% at
+  // 64 (N = 2048), measured alternating.
+  const bool direct_a = g.micro_lda && g.kpair == 1 && sa.type == GEMM_SRC_F32 && sa.rs == 1 && nc_max <= DIRECT_A_MAX_N;
   // panel p (global) -> its segment
   auto seg_of = [&](int64_t p) -> const Seg& {
     int s = nsegs - 1;
@@ -294,6 +304,11 @@ ft_status run_segments(const gemm_kernel& g, const Src& sa, Seg* segs, int nsegs
     const int t = omp_get_thread_num(), nt = omp_get_num_threads();
     char* my_a = apack + round_up((int64_t)a_bytes, 64) * t;
     alignas(64) float edge[1024];  // one MR x NR tile (MR*NR <= 1024)
+    // An edge tile's first mr x nr values from `edge` into (or onto) c at row stride ldc.
+    auto from_edge = [&](float* ct, int64_t ldc, int64_t mr, int64_t nr, bool beta0) {
+      for (int64_t i = 0; i < mr; i++)
+        for (int64_t j = 0; j < nr; j++) ct[i * ldc + j] = beta0 ? edge[i * NR + j] : ct[i * ldc + j] + edge[i * NR + j];
+    };
     for (int64_t pb = 0; pb < P; pb = block_end(pb)) {
       const int64_t panels = block_end(pb) - pb;
       const Share sh = share_of(split_m, tiles, panels, t, nt);
@@ -310,7 +325,7 @@ ft_status run_segments(const gemm_kernel& g, const Src& sa, Seg* segs, int nsegs
           const int64_t mc = m_end - ic < g.mc ? m_end - ic : g.mc, mtiles = (mc + MR - 1) / MR;
           for (int64_t r = 0; r < mtiles; r++) {
             const int64_t i0 = ic + r * MR, mr = M - i0 < MR ? M - i0 : MR;
-            pack_panel(g, sa, i0, mr, MR, pc, kc, my_a + r * MR * kcp * es);
+            if (!(direct_a && mr == MR)) pack_panel(g, sa, i0, mr, MR, pc, kc, my_a + r * MR * kcp * es);
           }
           // One tile: C rows i0.. of panel p. Deep slices walk the panels outermost (each B
           // micro-panel reused over the A block, from L1); shallow ones (K of a rank-16
@@ -324,6 +339,16 @@ ft_status run_segments(const gemm_kernel& g, const Src& sa, Seg* segs, int nsegs
             const int64_t i0 = ic + r * MR, mr = M - i0 < MR ? M - i0 : MR;
             const char* ap = my_a + r * MR * kcp * es;
             float* ct = sg.c + i0 * ldc + j0;
+            if (direct_a && mr == MR) {  // the tile's rows of A^T read in place, full-width kernel
+              const float* a = (const float*)sa.base + i0 + pc * sa.ks;
+              if (nr == NR) {
+                g.micro_lda(kcp, a, sa.ks, bp, ct, ldc, beta0);
+                return;
+              }
+              g.micro_lda(kcp, a, sa.ks, bp, edge, NR, true);
+              from_edge(ct, ldc, mr, nr, beta0);
+              return;
+            }
             if (mr == MR && nr == NR) {
               g.micro(kcp, ap, bp, ct, ldc, beta0);
               return;
@@ -335,8 +360,7 @@ ft_status run_segments(const gemm_kernel& g, const Src& sa, Seg* segs, int nsegs
             }
             if (half) g.micro_half(kcp, ap, bp, edge, NR, true);
             else g.micro(kcp, ap, bp, edge, NR, true);
-            for (int64_t i = 0; i < mr; i++)
-              for (int64_t j = 0; j < nr; j++) ct[i * ldc + j] = beta0 ? edge[i * NR + j] : ct[i * ldc + j] + edge[i * NR + j];
+            from_edge(ct, ldc, mr, nr, beta0);
           };
           if (kcp > SHALLOW_K) {
             for (int64_t p = sh.p0; p < sh.p1; p++)

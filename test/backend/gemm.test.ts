@@ -299,6 +299,32 @@ test('gemm: a column gets the same bits from a full, half or edge panel, every I
   });
 });
 
+test('gemm f32 A^T B: A read in place (column blocks up to 1024) gives the packed product\'s bits, every ISA', () => {
+  const rng = new Rng(8);
+  scope(() => {
+    const M = 45, K = 1100, wide = 1100;  // an edge row tile; K past one KC slice; wide packs A
+    const a = randomTensor(rng, [K, M], 'f32'), b = randomTensor(rng, [K, wide], 'f32') as Tensor<'f32'>;
+    const c0 = rng.normals(M * wide);
+    eachIsa((isa) => {
+      for (const accumulate of [false, true]) {
+        const product = (n: number): Float32Array => {
+          const bn = Tensor.from([K, n], 'f32', Array.from({ length: K * n }, (_, i) => b.data[Math.floor(i / n) * wide + (i % n)] ?? NaN));
+          const c = Tensor.from([M, n], 'f32', Array.from({ length: M * n }, (_, i) => c0[Math.floor(i / n) * wide + (i % n)] ?? NaN));
+          gemmInto(c, a, bn, { M, N: n, K, transA: true, accumulate });
+          return c.data;
+        };
+        const full = product(wide);
+        for (const n of [1024, 288, 40]) {
+          const part = product(n);
+          for (let i = 0; i < M; i++) {
+            assert.deepEqual(part.subarray(i * n, (i + 1) * n), full.subarray(i * wide, i * wide + n), `${isa} N=${n} accumulate=${accumulate} row ${i}`);
+          }
+        }
+      }
+    });
+  });
+});
+
 // Skinny path (AVX-512): A^T B with M or N <= 16 summed over a long K, the LoRA gradients
 // dB = dY^T h and dA = u^T x. R = 16 is the unrolled case; W = 40 leaves a partial lane
 // block; K = 2048 is a sequence of tokens.
