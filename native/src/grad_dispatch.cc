@@ -117,6 +117,13 @@ ft_status attention_bwd_tiled(const Tiles& tiles, const float* q, const float* k
       for (int64_t h = g * group; h < (g + 1) * group; h++) {
         for (int64_t t0 = 0; t0 < T; t0 += ATTN_ROWS) {
           const int64_t r = ((b * T + t0) * H + h) * D, nq = T - t0 < ATTN_ROWS ? T - t0 : ATTN_ROWS;
+          // the next tile's q and dout rows: this head's next rows, or the group's next head
+          const int64_t nt0 = t0 + ATTN_ROWS < T ? t0 + ATTN_ROWS : 0, nh = t0 + ATTN_ROWS < T ? h : h + 1;
+          if (nh < (g + 1) * group) {
+            const int64_t nr = ((b * T + nt0) * H + nh) * D, nn = T - nt0 < ATTN_ROWS ? T - nt0 : ATTN_ROWS;
+            attn_prefetch_rows(q + nr, nn, H * D, D);
+            attn_prefetch_rows(dout + nr, nn, H * D, D);
+          }
           if (!rope) {
             tiles.run(q + r, kt, vt, kc, dout + r, dq + r, dkc, dvc, nq, H * D, S - T + t0 + 1, D, scale, tmp);
             continue;

@@ -260,6 +260,11 @@ ft_status attention_tiled(const Tiles& tiles, const float* q, const float* k, co
       // Rows t0 .. t0 + nq - 1; query t sees keys 0 ..= S - T + t.
       const int64_t t0 = blk * ATTN_ROWS, nq = T - t0 < ATTN_ROWS ? T - t0 : ATTN_ROWS;
       const int64_t r = ((b * T + t0) * H + h) * D;
+      if (i + 1 < B * H * blocks) {  // the next item's q rows (this thread's, but at the end of its share)
+        const int64_t nb = (i + 1) % blocks, nh = ((i + 1) / blocks) % H, nbb = (i + 1) / (blocks * H);
+        const int64_t nt0 = nb * ATTN_ROWS;
+        attn_prefetch_rows(q + ((nbb * T + nt0) * H + nh) * D, T - nt0 < ATTN_ROWS ? T - nt0 : ATTN_ROWS, H * D, D);
+      }
       if (rope) {
         rope->rows(q + r, H * D, t0, nq, qrot, D, false);
         tiles.run(qrot, kt, vc, orow, nq, D, S - T + t0 + 1, D, scale, tmp);
