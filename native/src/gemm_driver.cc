@@ -1,8 +1,10 @@
 // Blocked GEMM driver shared by every fast ISA (BLIS loop order, Van Zee & van de Geijn
 // 2015): for each NC-wide column block and KC-deep slice, the threads pack a KC x NC panel
 // of op(B) together, then each packs MC x KC blocks of op(A) and runs the ISA's MR x NR
-// micro-kernel over them. Compiled without ISA flags: it only moves memory; the arithmetic
-// is in the micro-kernels (gemm_avx2.cc, gemm_avx512.cc).
+// micro-kernel over them (an f32 op(A) = A^T, already laid out as the panels would be, is
+// read in place by a micro-kernel with a row stride where the ISA has one and the column
+// block is narrow). Compiled without ISA flags: it only moves memory; the arithmetic is in
+// the micro-kernels (gemm_avx2.cc, gemm_avx512.cc).
 //
 // Determinism: threads split whole MR-row tiles (or NR-column panels when M is small) and
 // never the K dimension; every C element is summed over the same K slices in the same
