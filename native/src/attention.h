@@ -57,6 +57,9 @@ inline void attn_prefetch_rows(const float* x, int64_t n, int64_t stride, int64_
 constexpr int64_t ATTN_ROWS = 12;
 constexpr int64_t ATTN_KEYS = 32;
 
+// Query rows of the tile starting at row t0 of T: ATTN_ROWS, fewer in the last tile.
+inline int64_t attn_tile_rows(int64_t T, int64_t t0) { return T - t0 < ATTN_ROWS ? T - t0 : ATTN_ROWS; }
+
 // Keys of a panel rounded up to whole blocks.
 inline int64_t attn_panel_keys(int64_t n) { return (n + ATTN_KEYS - 1) / ATTN_KEYS * ATTN_KEYS; }
 // Scratch floats of one forward tile call for S keys: the score block and the q rows.

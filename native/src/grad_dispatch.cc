@@ -116,11 +116,11 @@ ft_status attention_bwd_tiled(const Tiles& tiles, const float* q, const float* k
       std::memset(dvc, 0, (size_t)(S * D) * sizeof(float));
       for (int64_t h = g * group; h < (g + 1) * group; h++) {
         for (int64_t t0 = 0; t0 < T; t0 += ATTN_ROWS) {
-          const int64_t r = ((b * T + t0) * H + h) * D, nq = T - t0 < ATTN_ROWS ? T - t0 : ATTN_ROWS;
+          const int64_t r = ((b * T + t0) * H + h) * D, nq = attn_tile_rows(T, t0);
           // the next tile's q and dout rows: this head's next rows, or the group's next head
           const int64_t nt0 = t0 + ATTN_ROWS < T ? t0 + ATTN_ROWS : 0, nh = t0 + ATTN_ROWS < T ? h : h + 1;
           if (nh < (g + 1) * group) {
-            const int64_t nr = ((b * T + nt0) * H + nh) * D, nn = T - nt0 < ATTN_ROWS ? T - nt0 : ATTN_ROWS;
+            const int64_t nr = ((b * T + nt0) * H + nh) * D, nn = attn_tile_rows(T, nt0);
             attn_prefetch_rows(q + nr, nn, H * D, D);
             attn_prefetch_rows(dout + nr, nn, H * D, D);
           }

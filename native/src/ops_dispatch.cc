@@ -235,6 +235,14 @@ ft_status attention_tiled(const Tiles& tiles, const float* q, const float* k, co
   float* scratch = reinterpret_cast<float*>(pool.get());
   if (scratch == nullptr) return FT_ERR_ALLOC;
   const int64_t group = H / Hkv, stride = Hkv * D, blocks = (T + ATTN_ROWS - 1) / ATTN_ROWS;
+  // Work item i: batch b, head h, rows t0 .. t0 + nq - 1 of q and out, starting at float r.
+  struct Item {
+    int64_t b, h, t0, nq, r;
+  };
+  auto item = [&](int64_t i) -> Item {
+    const int64_t b = i / (blocks * H), h = (i / blocks) % H, t0 = (i % blocks) * ATTN_ROWS;
+    return Item{b, h, t0, attn_tile_rows(T, t0), ((b * T + t0) * H + h) * D};
+  };
 #pragma omp parallel num_threads(threads)
   {
     float* kt = scratch + (int64_t)omp_get_thread_num() * per;
@@ -246,7 +254,7 @@ ft_status attention_tiled(const Tiles& tiles, const float* q, const float* k, co
     int64_t packed = -1;  // (b, kv head) whose keys / values kt, vc hold
 #pragma omp for schedule(static)
     for (int64_t i = 0; i < B * H * blocks; i++) {
-      const int64_t blk = i % blocks, h = (i / blocks) % H, b = i / (blocks * H);
+      const auto [b, h, t0, nq, r] = item(i);
       const int64_t kvh = b * Hkv + h / group, kv = (b * Smax * Hkv + h / group) * D;
       if (kvh != packed) {
         if (rope) {
@@ -257,14 +265,11 @@ ft_status attention_tiled(const Tiles& tiles, const float* q, const float* k, co
         }
         packed = kvh;
       }
-      // Rows t0 .. t0 + nq - 1; query t sees keys 0 ..= S - T + t.
-      const int64_t t0 = blk * ATTN_ROWS, nq = T - t0 < ATTN_ROWS ? T - t0 : ATTN_ROWS;
-      const int64_t r = ((b * T + t0) * H + h) * D;
       if (i + 1 < B * H * blocks) {  // the next item's q rows (this thread's, but at the end of its share)
-        const int64_t nb = (i + 1) % blocks, nh = ((i + 1) / blocks) % H, nbb = (i + 1) / (blocks * H);
-        const int64_t nt0 = nb * ATTN_ROWS;
-        attn_prefetch_rows(q + ((nbb * T + nt0) * H + nh) * D, T - nt0 < ATTN_ROWS ? T - nt0 : ATTN_ROWS, H * D, D);
+        const Item next = item(i + 1);
+        attn_prefetch_rows(q + next.r, next.nq, H * D, D);
       }
+      // Query t sees keys 0 ..= S - T + t.
       if (rope) {
         rope->rows(q + r, H * D, t0, nq, qrot, D, false);
         tiles.run(qrot, kt, vc, orow, nq, D, S - T + t0 + 1, D, scale, tmp);
