@@ -22,6 +22,20 @@ inline __m512 round_bf16(__m512 v) {
   return _mm512_castsi512_ps(_mm512_and_si512(r, _mm512_set1_epi32((int)0xffff0000u)));
 }
 
+// Word indices of 32 elements from 16 code bytes: dword j = byte j, its low word (element
+// 2j) the high nibble and its high word (element 2j+1) the low nibble.
+inline __m512i nibble_words(const uint8_t* codes) {
+  const __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)codes));
+  return _mm512_or_si512(_mm512_srli_epi32(q, 4), _mm512_and_si512(_mm512_slli_epi32(q, 16), _mm512_set1_epi32(0x000f0000)));
+}
+
+// Qword indices of 16 elements from 8 code bytes: qword j = byte j, its low dword (element
+// 2j) the high nibble and its high dword (element 2j+1) the low nibble.
+inline __m512i nibble_dwords(const uint8_t* codes) {
+  const __m512i q = _mm512_cvtepu8_epi64(_mm_loadl_epi64((const __m128i*)codes));
+  return _mm512_or_si512(_mm512_srli_epi64(q, 4), _mm512_slli_epi64(_mm512_and_si512(q, _mm512_set1_epi64(15)), 32));
+}
+
 // Codes (16 dword lanes) of the scaled, clamped values s.
 inline __m512i codes16(__m512 s, int32_t type, const q4_thresholds& t) {
   const __m512i one = _mm512_set1_epi32(1);
@@ -71,7 +85,6 @@ float q4_quant_block_avx512(const float* x, int64_t len, int32_t type, uint8_t* 
 void q4_decode_avx512(const q4_weight& w, int64_t i0, int64_t len, int32_t kind, void* out) {
   float* of = (float*)out;
   uint16_t* oh = (uint16_t*)out;
-  const __m512i low4 = _mm512_set1_epi64(15);
   const __m512 map = _mm512_loadu_ps(w.map);
   if (len <= 0) return;
   int64_t i = i0;
@@ -85,10 +98,7 @@ void q4_decode_avx512(const q4_weight& w, int64_t i0, int64_t len, int32_t kind,
     _mm512_store_ps(lutv, lut);
     if ((i & 1) && i < seg) q4_put(w.codes, i++, i0, lutv, kind, out);  // odd start: a low nibble
     for (; i + 16 <= seg; i += 16) {
-      // qword j holds byte j: element 2j = its high nibble (low dword), 2j+1 = low nibble.
-      const __m512i q = _mm512_cvtepu8_epi64(_mm_loadl_epi64((const __m128i*)(w.codes + (i >> 1))));
-      const __m512i idx = _mm512_or_si512(_mm512_srli_epi64(q, 4), _mm512_slli_epi64(_mm512_and_si512(q, low4), 32));
-      const __m512 v = _mm512_permutexvar_ps(idx, lut);
+      const __m512 v = _mm512_permutexvar_ps(nibble_dwords(w.codes + (i >> 1)), lut);
       if (kind == Q4_OUT_BF16) _mm256_storeu_si256((__m256i*)(oh + (i - i0)), _mm512_cvtepi32_epi16(_mm512_srli_epi32(_mm512_castps_si512(v), 16)));
       else _mm512_storeu_ps(of + (i - i0), v);
     }
@@ -115,20 +125,119 @@ inline void row_init(const q4_weight& w, RowState& s, int64_t row) {
   s.next = s.flat;  // the first step builds the table
 }
 
-// The table for the block at flat index f (f == s.next): scale * map, as f32 lanes.
-inline __m512 row_lut(const q4_weight& w, RowState& s, __m512 map) {
-  const __m512 lut = _mm512_mul_ps(map, _mm512_set1_ps(q4_walk_scale(w, s.walk, s.last)));
+// The scale of the block at flat index f (f == s.next), moving the walk to the next block.
+inline float row_scale(const q4_weight& w, RowState& s) {
+  const float scale = q4_walk_scale(w, s.walk, s.last);
   s.walk.b++;
   s.next = s.walk.b * w.blocksize;
-  return lut;
+  return scale;
 }
 
+// Rows whose blocks start with the row (K % blocksize == 0, blocksize % 32 == 0) of at
+// most Q4_ROW_BLOCKS blocks take the block-major tiles below: each row's scales are decoded
+// once up front and every block's table is built once, outside the step loop, which then
+// holds no branch (the walk above tested every row at every step and kept its state, the
+// tables and the sums on the stack). Same products in the same order: bit for bit the walk.
+constexpr int64_t Q4_ROW_BLOCKS = 256;
+
+inline bool rows_block_aligned(const q4_weight& w) {
+  return w.blocksize % 32 == 0 && w.K % w.blocksize == 0 && w.K / w.blocksize <= Q4_ROW_BLOCKS;
+}
+
+// The block's 16 code values times its scale, rounded to bf16: words 0..15 of a zmm.
+inline __m512i bf16_table(__m512 map, float scale) {
+  const __m512 v = round_bf16(_mm512_mul_ps(map, _mm512_set1_ps(scale)));
+  return _mm512_zextsi256_si512(_mm512_cvtepi32_epi16(_mm512_srli_epi32(_mm512_castps_si512(v), 16)));
+}
+
+// Scales of every block of rows n0.. (nr <= 4, missing rows repeat row n0) -> am, and each
+// row's first code byte -> codes.
+inline void rows_setup(const q4_weight& w, int64_t n0, int nr, float (*am)[Q4_ROW_BLOCKS], const uint8_t** codes) {
+  const int64_t nb = w.K / w.blocksize;
+  for (int r = 0; r < 4; r++) {
+    const int64_t row = n0 + (r < nr ? r : 0);
+    q4_absmax_run(w, row * nb, nb, am[r]);
+    codes[r] = w.codes + row * w.K / 2;
+  }
+}
+
+// Block b's share (2 x blocksize bytes) of the 2K code bytes of the 4 rows after n0:
+// rows of a few hundred bytes are too short for the hardware prefetchers to pick up, so
+// without it every tile waited on memory for its codes (decode: 2-2.5x slower than warm).
+inline void prefetch_next_rows(const q4_weight& w, int64_t n0, int64_t b) {
+  const char* next = (const char*)(w.codes + (n0 + 4) * w.K / 2);
+  for (int64_t o = 2 * w.blocksize * b; o < 2 * w.blocksize * (b + 1); o += 64) _mm_prefetch(next + o, _MM_HINT_T0);
+}
+
+// The two computes of the block-major tiles: a block's table, the W values of one step
+// looked up in it, x loaded, and one multiply-add.
+struct RowsBf16 {  // x bf16, W rounded to bf16, vdpbf16ps; 32 elements per step
+  using X = uint16_t;
+  using Table = __m512i;
+  using Vec = __m512bh;
+  static constexpr int STEP = 32;
+  static Table table(__m512 map, float scale) { return bf16_table(map, scale); }
+  static Vec lookup(const uint8_t* codes, Table t) { return (__m512bh)_mm512_permutexvar_epi16(nibble_words(codes), t); }
+  static Vec load(const X* x) { return (__m512bh)_mm512_loadu_si512(x); }
+  static __m512 madd(__m512 acc, Vec x, Vec w) { return _mm512_dpbf16_ps(acc, x, w); }
+};
+struct RowsF32 {  // x f32, W f32, FMA; 16 elements per step
+  using X = float;
+  using Table = __m512;
+  using Vec = __m512;
+  static constexpr int STEP = 16;
+  static Table table(__m512 map, float scale) { return _mm512_mul_ps(map, _mm512_set1_ps(scale)); }
+  static Vec lookup(const uint8_t* codes, Table t) { return _mm512_permutexvar_ps(nibble_dwords(codes), t); }
+  static Vec load(const X* x) { return _mm512_loadu_ps(x); }
+  static __m512 madd(__m512 acc, Vec x, Vec w) { return _mm512_fmadd_ps(x, w, acc); }
+};
+
+// x (MB,K), W rows n0.. -> out (MB,4); rows_block_aligned(w). Row r's sums in k order,
+// as the walk's.
+template <class C, int MB>
+inline void rows_q4(const q4_weight& w, int64_t n0, int nr, const typename C::X* x, float* out) {
+  const int64_t K = w.K, bs = w.blocksize, nb = K / bs;
+  const __m512 map = _mm512_loadu_ps(w.map);
+  alignas(64) float am[4][Q4_ROW_BLOCKS];
+  const uint8_t* codes[4];
+  rows_setup(w, n0, nr, am, codes);
+  __m512 acc[MB][4];
+  for (int m = 0; m < MB; m++)
+    for (int r = 0; r < 4; r++) acc[m][r] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < nb; b++) {
+    prefetch_next_rows(w, n0, b);
+    typename C::Table lut[4];
+    for (int r = 0; r < 4; r++) lut[r] = C::table(map, am[r][b]);
+    for (int64_t k = b * bs; k < (b + 1) * bs; k += C::STEP) {
+      typename C::Vec wv[4];
+      for (int r = 0; r < 4; r++) wv[r] = C::lookup(codes[r] + k / 2, lut[r]);
+      for (int m = 0; m < MB; m++) {
+        const typename C::Vec xv = C::load(x + m * K + k);
+        for (int r = 0; r < 4; r++) acc[m][r] = C::madd(acc[m][r], xv, wv[r]);
+      }
+    }
+  }
+  for (int m = 0; m < MB; m++)
+    for (int r = 0; r < 4; r++) out[m * 4 + r] = _mm512_reduce_add_ps(acc[m][r]);
+}
+
+// rows_q4 at mb rows of x.
+template <class C>
+void rows_q4_mb(const q4_weight& w, int64_t n0, int nr, const typename C::X* x, int mb, float* out) {
+  switch (mb) {
+    case 1: rows_q4<C, 1>(w, n0, nr, x, out); break;
+    case 2: rows_q4<C, 2>(w, n0, nr, x, out); break;
+    case 3: rows_q4<C, 3>(w, n0, nr, x, out); break;
+    default: rows_q4<C, 4>(w, n0, nr, x, out); break;
+  }
+}
+
+// The general walk, for rows whose blocks straddle rows (any blocksize with K % 32 == 0).
 // x (MB,K) bf16, W rows n0.. (nr <= 4, missing rows repeat row n0) -> out (MB,4), vdpbf16ps.
 inline __attribute__((always_inline)) void tile_q4_bf16(const q4_weight& w, int64_t n0, int nr, const uint16_t* x,
                                                         const int MB, float* out) {
   const int64_t K = w.K;
   const __m512 map = _mm512_loadu_ps(w.map);
-  const __m512i low4 = _mm512_set1_epi32(0x000f0000);
   RowState st[4];
   __m512i lut[4];
   __m512 acc[4][4];
@@ -141,11 +250,8 @@ inline __attribute__((always_inline)) void tile_q4_bf16(const q4_weight& w, int6
     __m512bh wv[4];
     for (int r = 0; r < 4; r++) {
       const int64_t f = st[r].flat + k;
-      if (f == st[r].next) lut[r] = _mm512_zextsi256_si512(_mm512_cvtepi32_epi16(_mm512_srli_epi32(_mm512_castps_si512(round_bf16(row_lut(w, st[r], map))), 16)));
-      // dword j = byte j: word 2j (element 2j) = high nibble, word 2j+1 = low nibble.
-      const __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)(w.codes + (f >> 1))));
-      const __m512i idx = _mm512_or_si512(_mm512_srli_epi32(q, 4), _mm512_and_si512(_mm512_slli_epi32(q, 16), low4));
-      wv[r] = (__m512bh)_mm512_permutexvar_epi16(idx, lut[r]);
+      if (f == st[r].next) lut[r] = bf16_table(map, row_scale(w, st[r]));
+      wv[r] = (__m512bh)_mm512_permutexvar_epi16(nibble_words(w.codes + (f >> 1)), lut[r]);
     }
     for (int m = 0; m < MB; m++) {
       const __m512bh xv = (__m512bh)_mm512_loadu_si512(x + m * K + k);
@@ -161,7 +267,6 @@ inline __attribute__((always_inline)) void tile_q4_f32(const q4_weight& w, int64
                                                        const int MB, float* out) {
   const int64_t K = w.K;
   const __m512 map = _mm512_loadu_ps(w.map);
-  const __m512i low4 = _mm512_set1_epi64(15);
   RowState st[4];
   __m512 lut[4];
   __m512 acc[4][4];
@@ -174,9 +279,8 @@ inline __attribute__((always_inline)) void tile_q4_f32(const q4_weight& w, int64
     __m512 wv[4];
     for (int r = 0; r < 4; r++) {
       const int64_t f = st[r].flat + k;
-      if (f == st[r].next) lut[r] = row_lut(w, st[r], map);
-      const __m512i q = _mm512_cvtepu8_epi64(_mm_loadl_epi64((const __m128i*)(w.codes + (f >> 1))));
-      wv[r] = _mm512_permutexvar_ps(_mm512_or_si512(_mm512_srli_epi64(q, 4), _mm512_slli_epi64(_mm512_and_si512(q, low4), 32)), lut[r]);
+      if (f == st[r].next) lut[r] = _mm512_mul_ps(map, _mm512_set1_ps(row_scale(w, st[r])));
+      wv[r] = _mm512_permutexvar_ps(nibble_dwords(w.codes + (f >> 1)), lut[r]);
     }
     for (int m = 0; m < MB; m++) {
       const __m512 xv = _mm512_loadu_ps(x + m * K + k);
@@ -192,6 +296,7 @@ inline __attribute__((always_inline)) void tile_q4_f32(const q4_weight& w, int64
 // x (mb,K) bf16, W rows [n0, n0+nr) -> out (mb,4); K % 32 == 0
 void q4_gemv_bf16_avx512(const q4_weight& w, int64_t n0, int nr, const void* x, int mb, float* out) {
   const uint16_t* xh = (const uint16_t*)x;
+  if (rows_block_aligned(w)) return rows_q4_mb<RowsBf16>(w, n0, nr, xh, mb, out);
   switch (mb) {
     case 1: tile_q4_bf16(w, n0, nr, xh, 1, out); break;
     case 2: tile_q4_bf16(w, n0, nr, xh, 2, out); break;
@@ -203,6 +308,7 @@ void q4_gemv_bf16_avx512(const q4_weight& w, int64_t n0, int nr, const void* x, 
 // x (mb,K) f32, W rows [n0, n0+nr) -> out (mb,4); K % 32 == 0
 void q4_gemv_f32_avx512(const q4_weight& w, int64_t n0, int nr, const void* x, int mb, float* out) {
   const float* xf = (const float*)x;
+  if (rows_block_aligned(w)) return rows_q4_mb<RowsF32>(w, n0, nr, xf, mb, out);
   switch (mb) {
     case 1: tile_q4_f32(w, n0, nr, xf, 1, out); break;
     case 2: tile_q4_f32(w, n0, nr, xf, 2, out); break;

@@ -39,8 +39,10 @@ function denseAbs(q: Quant4Weight): Tensor<'f32'> {
 }
 
 // (N, K, blocksize): K odd or not a multiple of the blocksize (blocks span rows, rows
-// start mid-byte), K a multiple of 32 (the vector decode path), N past the GEMV row groups.
-const SHAPES: [number, number, number][] = [[37, 45, 32], [64, 96, 64], [130, 77, 32], [33, 256, 128], [5, 1031, 64]];
+// start mid-byte), K a multiple of 32 (the vector decode path), N past the GEMV row groups;
+// rows of whole blocks (the GEMV's block-major tiles: [33, 256, 128], [13, 192, 64]) and
+// rows of more blocks than those tiles take (257 > 256: the walk again).
+const SHAPES: [number, number, number][] = [[37, 45, 32], [64, 96, 64], [130, 77, 32], [33, 256, 128], [5, 1031, 64], [13, 192, 64], [3, 8224, 32]];
 const MS = [1, 3, 17, 130];
 
 test('linear4bit and its input gradient match dequantize-then-linear on every ISA (f32 and bf16 compute)', () => {
