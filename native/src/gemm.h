@@ -258,8 +258,19 @@ constexpr int64_t GEMV_LORA_PARALLEL_MIN_WORK = (int64_t)1 << 13;
 // or one row of x; static schedule) when M * N * K >= parallel_min; M runs in kernel.mb
 // blocks.
 // x (M,K), w (N,K), bias (N)|null -> y (M,N). Dims are already checked.
+// lr: a decoded LoRA layer's rank-R term y += h B^T (h (M,R), B (N,R) f32, lr.g an f32
+// kernel), added by the row groups of the base product as they finish their rows, so B is
+// read beside W instead of in a product (and a parallel region) of its own: the same bits
+// as gemv_rows(h, B, accumulate) after it.
+struct gemv_lowrank {
+  const gemv_kernel* g;
+  const float* h;
+  const float* b;
+  int64_t R;
+};
 ft_status gemv_rows(const gemv_kernel& g, const void* x, const void* w, const float* bias, float* y, int64_t M,
-                    int64_t N, int64_t K, bool accumulate, int64_t parallel_min = GEMV_PARALLEL_MIN_WORK);
+                    int64_t N, int64_t K, bool accumulate, int64_t parallel_min = GEMV_PARALLEL_MIN_WORK,
+                    const gemv_lowrank* lr = nullptr);
 // The same with a 4-bit W (N,K): each group of GEMV_ROWS rows is decoded once (`kind`
 // values matching the tile: f32, or bf16 patterns for a bf16 tile) into a per-thread
 // buffer, then dotted with every row of x (M,K). bias (N)|null -> y (M,N) (overwritten).

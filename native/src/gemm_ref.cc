@@ -278,7 +278,21 @@ ft_status gemm_low_rank(const void* x, bool x_f32, size_t nx, const void* a, boo
     return st;
   }
   ft_status st = FT_OK;
-  if (w && !decode && (bf16 || (x_f32 && w_f32 && a_f32))) {
+  if (decode) {
+    // h = s x A^T first; then the base product as gemm_f32 / gemm_bf16_mixed run it at
+    // small M (x rounded to bf16 for a bf16 W), its row groups adding h B^T to their rows.
+    st = product(x, x_f32, nx, a, a_f32, na, h, nh, M, R, K, false);
+    if (st == FT_OK) st = grad_scale_f32(h, nh, M * R, s);
+    if (st != FT_OK) return st;
+    const gemv_lowrank lr{&gemv_f32_kernel(), h, (const float*)b, R};
+    if (w_f32) return gemv_rows(gemv_f32_kernel(), x, w, nullptr, y, M, N, K, false, GEMV_PARALLEL_MIN_WORK, &lr);
+    uint16_t* xb = rounded_copy(x, M * K);
+    if (!xb) return FT_ERR_ALLOC;
+    st = gemv_rows(gemv_bf16_kernel(), xb, w, nullptr, y, M, N, K, false, GEMV_PARALLEL_MIN_WORK, &lr);
+    std::free(xb);
+    return st;
+  }
+  if (w && (bf16 || (x_f32 && w_f32 && a_f32))) {
     const gemm_multi_out outs[2] = {{w, w_f32, nw, y, ny, N, true, false}, {a, a_f32, na, h, nh, R, true, false}};
     st = gemm_multi(x, x_f32, nx, M, K, false, outs, 2, bf16);
   } else {

@@ -29,10 +29,30 @@ inline float finish(float y, float s, const float* bias, int64_t j, bool accumul
   return base + s;
 }
 
+// Rows [j0, j0+nr) of y (M,N) += h B^T over rank lr.R, in tiles of lr.g (any tile gives
+// the same sums).
+void add_low_rank(const gemv_lowrank& lr, int64_t M, int64_t N, int64_t j0, int64_t nr, float* y) {
+  const gemv_kernel& g = *lr.g;
+  const gemv_tile_fn tile = g.wide ? g.wide : g.tile;
+  const int64_t rows = g.wide ? GEMV_WIDE_ROWS : GEMV_ROWS;
+  float out[GEMV_MAX_MB * GEMV_WIDE_ROWS];
+  for (int64_t i0 = 0; i0 < nr; i0 += rows) {
+    const int64_t n = nr - i0 < rows ? nr - i0 : rows;
+    for (int64_t m0 = 0; m0 < M; m0 += g.mb) {
+      const int64_t mb = M - m0 < g.mb ? M - m0 : g.mb;
+      tile(lr.R, lr.h + m0 * lr.R, (int)mb, lr.b + (j0 + i0) * lr.R, (int)n, out);
+      for (int64_t m = 0; m < mb; m++) {
+        float* row = y + (m0 + m) * N + j0 + i0;
+        for (int64_t r = 0; r < n; r++) row[r] = finish(row[r], out[m * rows + r], nullptr, 0, true);
+      }
+    }
+  }
+}
+
 }  // namespace
 
 ft_status gemv_rows(const gemv_kernel& g, const void* x, const void* w, const float* bias, float* y, int64_t M,
-                    int64_t N, int64_t K, bool accumulate, int64_t parallel_min) {
+                    int64_t N, int64_t K, bool accumulate, int64_t parallel_min, const gemv_lowrank* lr) {
   if (M == 0 || N == 0) return FT_OK;
   const int64_t es = g.elem_bytes;
   const bool parallel = M * N * K >= parallel_min;
@@ -56,6 +76,7 @@ ft_status gemv_rows(const gemv_kernel& g, const void* x, const void* w, const fl
         for (int64_t r = 0; r < nr; r++) row[j0 + r] = finish(row[j0 + r], out[m * rows + r], bias, j0 + r, accumulate);
       }
     }
+    if (lr) add_low_rank(*lr, M, N, j0, nr, y);
   });
   return FT_OK;
 }

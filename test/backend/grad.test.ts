@@ -310,11 +310,13 @@ test('sumSquares: equals the float64 sum within 1e-12 relative (every ISA)', () 
 
 test('lowRankInto: h and y bit-identical to the separate ops (f32, bf16 autocast, bf16 B or base), with and without a base weight, every ISA and the reference', () => {
   const rng = new Rng(33);
-  // M = 1 and 3 decode (the small-M path), 70 trains (the blocked one, x [W; A]^T shared,
+  // M = 1 and 3 decode (the small-M path; with the base and M N K >= 2^17 the rank-R term
+  // is added by the base product's row groups: [1, 768, 16, 768], [3, 512, 5, 300] with
+  // row groups of 4 and 16 and a partial last one), 70 trains (the blocked one, x [W; A]^T shared,
   // columns split between threads); M = 150 splits rows: one K slice, two (K = 1100), two
   // column blocks (N = 2700), R past one panel (40); then empty dims (K = 0: the base still
   // overwrites y; R = 0; M = 0)
-  const cases = [[1, 768, 16, 768], [3, 40, 8, 50], [70, 96, 16, 130], [150, 96, 16, 130], [150, 1100, 8, 40],
+  const cases = [[1, 768, 16, 768], [3, 512, 5, 300], [3, 40, 8, 50], [70, 96, 16, 130], [150, 96, 16, 130], [150, 1100, 8, 40],
     [150, 40, 16, 2700], [150, 64, 40, 70], [1, 0, 4, 5], [2, 8, 0, 5], [0, 8, 4, 5]] as const;
   for (const [M, K, R, N] of cases) {
     for (const [bf16, bDtype] of [[false, 'f32'], [true, 'f32'], [false, 'bf16']] as const) {
