@@ -29,6 +29,15 @@ inline float finish(float y, float s, const float* bias, int64_t j, bool accumul
   return base + s;
 }
 
+// B's rows [j0, j0+n) (those of the next row group), on their way while this group's W
+// rows stream: the B of a decoded layer comes from memory, a few lines per group.
+inline void prefetch_low_rank(const gemv_lowrank& lr, int64_t N, int64_t j0, int64_t n) {
+  if (j0 >= N) return;
+  const char* p = (const char*)(lr.b + j0 * lr.R);
+  const int64_t bytes = (N - j0 < n ? N - j0 : n) * lr.R * 4;
+  for (int64_t o = 0; o < bytes; o += 64) __builtin_prefetch(p + o);
+}
+
 // Rows [j0, j0+nr) of y (M,N) += h B^T over rank lr.R, in tiles of lr.g (any tile gives
 // the same sums).
 void add_low_rank(const gemv_lowrank& lr, int64_t M, int64_t N, int64_t j0, int64_t nr, float* y) {
@@ -67,6 +76,7 @@ ft_status gemv_rows(const gemv_kernel& g, const void* x, const void* w, const fl
   const char* wb = (const char*)w;
   ft_parallel_for(groups, parallel, [&](int64_t grp) {
     const int64_t j0 = grp * rows, nr = N - j0 < rows ? N - j0 : rows;
+    if (lr) prefetch_low_rank(*lr, N, j0 + rows, rows);
     float out[GEMV_MAX_MB * GEMV_WIDE_ROWS];
     for (int64_t m0 = 0; m0 < M; m0 += g.mb) {
       const int64_t mb = M - m0 < g.mb ? M - m0 : g.mb;
