@@ -248,9 +248,10 @@ ft_status gemm_multi(const void* a, bool a_f32, size_t na, int64_t M, int64_t K,
 ft_status gemm_low_rank(const void* x, bool x_f32, size_t nx, const void* a, bool a_f32, size_t na, const void* b,
                         bool b_f32, size_t nb, float* h, size_t nh, float* y, size_t ny, int64_t M, int64_t K,
                         int64_t R, int64_t N, double s, bool bf16, const void* w, bool w_f32, size_t nw) {
-  // Decoding next to a base product big enough to have run on every thread: the f32
-  // products take gemm_f32's small-M path (same tiles and bits) split over the threads
-  // from a lower size (GEMV_LORA_PARALLEL_MIN_WORK), and x is not shared through gemm_multi.
+  // Decoding next to a base product big enough to have run on every thread: h = x A^T
+  // takes gemm_f32's small-M path (same tiles and bits) split over the threads from a
+  // lower size (GEMV_LORA_PARALLEL_MIN_WORK), and the base product's row groups add h B^T
+  // (gemv_lowrank) instead of a third product; x is not shared through gemm_multi.
   const bool decode = w && M <= GEMV_MAX_M && M * N * K >= GEMV_PARALLEL_MIN_WORK && !bf16 && x_f32 && a_f32 && b_f32;
   // c [+]= op(p) op(q)^T as Backend.matmulInto / matmulBf16Into would run it (sizes are
   // checked below, before any product)

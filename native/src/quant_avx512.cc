@@ -164,9 +164,11 @@ inline void rows_setup(const q4_weight& w, int64_t n0, int nr, float (*am)[Q4_RO
 // Block b's share (2 x blocksize bytes) of the 2K code bytes of the 4 rows after n0:
 // rows of a few hundred bytes are too short for the hardware prefetchers to pick up, so
 // without it every tile waited on memory for its codes (decode: 2-2.5x slower than warm).
+// (Clamped to the codes: the last tile has no next rows.)
 inline void prefetch_next_rows(const q4_weight& w, int64_t n0, int64_t b) {
-  const char* next = (const char*)(w.codes + (n0 + 4) * w.K / 2);
-  for (int64_t o = 2 * w.blocksize * b; o < 2 * w.blocksize * (b + 1); o += 64) _mm_prefetch(next + o, _MM_HINT_T0);
+  const int64_t first = (n0 + 4) * w.K / 2 + 2 * w.blocksize * b, ncodes = (int64_t)w.ncodes;
+  const int64_t end = first + 2 * w.blocksize < ncodes ? first + 2 * w.blocksize : ncodes;
+  for (int64_t o = first; o < end; o += 64) _mm_prefetch((const char*)w.codes + o, _MM_HINT_T0);
 }
 
 // The two computes of the block-major tiles: a block's table, the W values of one step
