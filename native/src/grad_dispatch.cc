@@ -129,7 +129,7 @@ ft_status attention_bwd_tiled(const Tiles& tiles, const float* q, const float* k
             continue;
           }
           rope->rows(q + r, H * D, t0, nq, qrot, D, false);
-          for (int64_t j = 0; j < nq; j++) std::memcpy(drow + j * D, dout + r + j * H * D, (size_t)D * sizeof(float));
+          ops_attention_gather_f32_ref(dout + r, nq, H * D, D, drow);
           tiles.run(qrot, kt, vt, kc, drow, dqrow, dkc, dvc, nq, D, S - T + t0 + 1, D, scale, tmp);
           rope->rows(dqrow, D, t0, nq, dq + r, H * D, true);
         }

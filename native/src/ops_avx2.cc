@@ -69,7 +69,7 @@ void ops_rmsnorm_f32_avx2(const float* x, const float* w, float* out, int64_t N,
   }
 }
 
-// One token: x (H, D), cos, sin (D/2) -> out (H, D)
+// n rows (ops.h)
 void ops_rope_f32_avx2(const float* x, int64_t xstride, const float* cos_t, const float* sin_t, int64_t tstride,
                        float* out, int64_t ostride, int64_t n, int64_t D) {
   const int64_t half = D / 2;

@@ -273,7 +273,7 @@ ft_status attention_tiled(const Tiles& tiles, const float* q, const float* k, co
       if (rope) {
         rope->rows(q + r, H * D, t0, nq, qrot, D, false);
         tiles.run(qrot, kt, vc, orow, nq, D, S - T + t0 + 1, D, scale, tmp);
-        for (int64_t j = 0; j < nq; j++) std::memcpy(out + r + j * H * D, orow + j * D, (size_t)D * sizeof(float));
+        ops_attention_scatter_f32_ref(orow, nq, H * D, D, out + r);
       } else {
         tiles.run(q + r, kt, vc, out + r, nq, H * D, S - T + t0 + 1, D, scale, tmp);
       }
